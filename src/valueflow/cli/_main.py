@@ -1,0 +1,125 @@
+"""Root command group. Sub-command groups load lazily so ``valueflow --help`` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from valueflow._version import __version__
+from valueflow.errors import ValueFlowError
+
+# name -> ("module", "attribute", "one-line help"). Parts add their command here.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "theories": ("valueflow.cli._theories", "theories", "Browse the value theories."),
+    "cache": ("valueflow.cli._cache", "cache", "Inspect or clear the LLM call cache."),
+    "generate": ("valueflow.cli._generate", "generate", "Generate text with any LLM backend."),
+    "vidb": ("valueflow.cli._vidb", "vidb", "The value intensity database."),
+    "score": ("valueflow.cli._score", "score", "Score texts' value intensity against VIDB."),
+    "study": ("valueflow.cli._study", "study", "Studies of judges and methods."),
+    "embed": ("valueflow.cli._embed", "embed", "Embed texts in the HiVES value space."),
+    "hives": ("valueflow.cli._hives", "hives", "Train and evaluate HiVES models."),
+    "profile": ("valueflow.cli._profile", "profile", "Value profile of a person or group."),
+    "steer": ("valueflow.cli._steer", "steer", "Steering experiments and analysis."),
+    "report": ("valueflow.cli._report", "report", "Write the HTML steerability report."),
+    "workspace": ("valueflow.cli._workspace", "workspace", "Inspect the workspace database."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx))
+        for name, (module, _attr, _help) in COMMANDS.items():
+            if importlib.util.find_spec(module) is not None:
+                names.add(name)
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None or cmd_name not in COMMANDS:
+            return cmd
+        module, attr, _help = COMMANDS[cmd_name]
+        if importlib.util.find_spec(module) is None:
+            return None
+        loaded = getattr(importlib.import_module(module), attr)
+        return loaded if isinstance(loaded, click.Command) else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help from the table, so --help imports no sub-command module.
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in COMMANDS:
+                rows.append((name, COMMANDS[name][2]))
+            else:
+                cmd = super().get_command(ctx, name)
+                if cmd is not None:
+                    rows.append((name, cmd.get_short_help_str()))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+import importlib.util  # noqa: E402  (kept next to its only users above)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="valueflow")
+@click.option(
+    "--workspace",
+    "workspace",
+    type=click.Path(dir_okay=False),
+    envvar="VALUEFLOW_WORKSPACE",
+    default=None,
+    help="Workspace database file [env VALUEFLOW_WORKSPACE; default ./.valueflow/workspace.duckdb].",
+)
+@click.option(
+    "--theory-file",
+    "theory_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Add a value theory of your own (YAML or JSON); repeatable.",
+)
+@click.pass_context
+def cli(ctx: click.Context, workspace: str | None, theory_files: tuple[str, ...]) -> None:
+    """ValueFlow: represent, evaluate and steer the values language models express.
+
+    Intensities are calibrated to [-10, 10]: -10 strongly opposes a value, 0 is neutral or
+    unrelated, +10 strongly supports it.
+    """
+    ctx.ensure_object(dict)
+    if workspace:
+        os.environ["VALUEFLOW_WORKSPACE"] = workspace
+    if theory_files:
+        existing = os.environ.get("VALUEFLOW_THEORY_FILES", "")
+        parts = [p for p in existing.split(os.pathsep) if p] + list(theory_files)
+        os.environ["VALUEFLOW_THEORY_FILES"] = os.pathsep.join(parts)
+    ctx.obj["workspace"] = workspace
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console entry point: one clear line for user errors, resumable on Ctrl-C."""
+    try:
+        return cli.main(args=argv, prog_name="valueflow", standalone_mode=False)
+    except ValueFlowError as exc:
+        click.secho(f"Error: {exc.message}", fg="red", err=True)
+        if exc.hint:
+            click.echo(f"Hint: {exc.hint}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("Interrupted. Finished work is saved; run the same command again to resume.",
+                   err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("Interrupted. Finished work is saved; run the same command again to resume.",
+                   err=True)
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

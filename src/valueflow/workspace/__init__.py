@@ -1,0 +1,18 @@
+"""The embedded workspace database (DuckDB) and its versioned schema."""
+
+from valueflow.workspace._migrations import Migration, register_migrations
+from valueflow.workspace._workspace import (
+    ENV_VAR,
+    Workspace,
+    default_workspace_path,
+    open_workspace,
+)
+
+__all__ = [
+    "ENV_VAR",
+    "Migration",
+    "Workspace",
+    "default_workspace_path",
+    "open_workspace",
+    "register_migrations",
+]

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def tmp_workspace(tmp_path, monkeypatch):
+    """A fresh workspace file under tmp_path, also set as the CLI default."""
+    from valueflow.workspace import open_workspace
+
+    path = tmp_path / "ws.duckdb"
+    monkeypatch.setenv("VALUEFLOW_WORKSPACE", str(path))
+    ws = open_workspace(path)
+    yield ws
+    ws.close()
