@@ -1,0 +1,114 @@
+"""``valueflow vidb``: import, export and summarise the value intensity database."""
+
+from __future__ import annotations
+
+import click
+
+from valueflow.cli._common import echo_json, json_option, open_cli_workspace
+
+SOURCE_HELP = "'workspace' (default), 'seed' (bundled), or a file with text/value/intensity."
+
+
+@click.group()
+def vidb() -> None:
+    """The value intensity database (VIDB): texts with calibrated intensities per value."""
+
+
+@vidb.command("import")
+@click.argument("source", required=False)
+@click.option("--seed", is_flag=True, help="Import the bundled seed VIDB.")
+@click.option("--value", "value", default=None, help="Every row belongs to this value.")
+@click.option("--text-column", default=None, help="Column holding the text [text].")
+@click.option("--value-column", default=None, help="Column holding the value name [value].")
+@click.option("--intensity-column", default=None,
+              help="Column holding the intensity [intensity, final_rating, rating or score].")
+@click.option("--source-name", "source_name", default=None, help="Provenance: where rows came from.")
+@click.option("--license", "license_", default=None, help="License of the imported texts.")
+@click.option("--dataset", default=None, help="Name of this import batch [file stem].")
+@click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")
+@click.option("--on-conflict", type=click.Choice(["error", "skip", "replace"]), default="error",
+              show_default=True, help="What to do with (value, text) pairs already stored.")
+def import_(source: str | None, seed: bool, value: str | None, text_column: str | None,
+            value_column: str | None, intensity_column: str | None, source_name: str | None,
+            license_: str | None, dataset: str | None, split: str, on_conflict: str) -> None:
+    """Import SOURCE (CSV, JSONL, Parquet, a saved HF dataset folder, or hf://OWNER/NAME).
+
+    Validation reports the offending rows; an import writes all rows or none.
+    """
+    from valueflow.errors import ConfigError
+    from valueflow.vidb import VIDBStore
+
+    if bool(seed) == bool(source):
+        raise ConfigError("give either SOURCE or --seed", hint="valueflow vidb import data.csv")
+    columns = {k: v for k, v in (("text", text_column), ("value", value_column),
+                                 ("intensity", intensity_column)) if v}
+    with open_cli_workspace() as ws:
+        store = VIDBStore(ws)
+        if seed:
+            n = store.import_seed(on_conflict="skip" if on_conflict == "error" else on_conflict)  # type: ignore[arg-type]
+            click.echo(f"imported {n} seed items into {ws.path}")
+            return
+        assert source is not None
+        n = store.import_file(source, value=value, columns=columns, source=source_name,
+                              license=license_, dataset=dataset, on_conflict=on_conflict,  # type: ignore[arg-type]
+                              split=split)
+        click.echo(f"imported {n} items from {source} into {ws.path} ({store.count()} in all)")
+
+
+@vidb.command("export")
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--value", "values", multiple=True, help="Only this value; repeatable.")
+def export(out: str, values: tuple[str, ...]) -> None:
+    """Export the workspace VIDB to OUT (.csv, .jsonl or .parquet)."""
+    from valueflow.vidb import VIDBStore
+
+    with open_cli_workspace() as ws:
+        n = VIDBStore(ws).export(out, list(values) or None)
+    click.echo(f"wrote {n} items to {out}")
+
+
+@vidb.command("stats")
+@click.option("--vidb", "source", default="workspace", show_default=True, help=SOURCE_HELP)
+@click.option("--value", "values", multiple=True, help="Only this value; repeatable.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Also save intensity histograms to this image file (.png, .svg, .pdf).")
+@json_option
+def stats(source: str, values: tuple[str, ...], plot: str | None, as_json: bool) -> None:
+    """Counts per value and intensity histograms."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from valueflow.errors import DataError
+    from valueflow.vidb import HIST_EDGES, load_vidb, plot_vidb_histograms, vidb_stats
+
+    if source == "workspace":
+        with open_cli_workspace() as ws:
+            df = load_vidb("workspace", values=list(values) or None, workspace=ws)
+    else:
+        df = load_vidb(source, values=list(values) or None)
+    if df.empty:
+        raise DataError(
+            f"the VIDB ({source}) has no items" + (f" for {', '.join(values)}" if values else ""),
+            hint="import some with 'valueflow vidb import FILE' or 'valueflow vidb import --seed', "
+            "or use --vidb seed",
+        )
+    rows = vidb_stats(df)
+    if plot:
+        plot_vidb_histograms(df, plot)
+    if as_json:
+        echo_json({"source": source, "n_items": len(df), "histogram_edges": HIST_EDGES.tolist(),
+                   "values": rows, "plot": plot})
+        return
+    table = Table(title=f"VIDB ({source}): {len(df)} items, {len(rows)} values")
+    for col in ("value", "n", "mean", "sd", "min", "max", "opp/neu/sup", "histogram -10..10"):
+        table.add_column(col, justify="left" if col in ("value", "histogram -10..10") else "right")
+    bars = " ▁▂▃▄▅▆▇█"
+    for r in rows:
+        top = max(r["histogram"]) or 1
+        spark = "".join(bars[round(8 * h / top)] for h in r["histogram"])
+        table.add_row(r["value"], str(r["n"]), f"{r['mean']:.2f}", f"{r['sd']:.2f}",
+                      f"{r['min']:.1f}", f"{r['max']:.1f}",
+                      f"{r['opposes']}/{r['neutral']}/{r['supports']}", spark)
+    Console().print(table)
+    if plot:
+        click.echo(f"histograms saved to {plot}")

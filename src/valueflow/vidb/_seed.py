@@ -1,0 +1,62 @@
+"""The seed VIDB shipped with ValueFlow: texts and intensities written by its developers."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from valueflow.vidb._frame import normalize_vidb_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["SEED_LICENSE", "SEED_PROVENANCE", "load_seed"]
+
+SEED_PROVENANCE = (
+    "seed VIDB written by the ValueFlow developers; intensities are authored by hand, "
+    "not measured with judges"
+)
+SEED_LICENSE = "Apache-2.0"
+
+
+@lru_cache(maxsize=1)
+def _seed_frame() -> pd.DataFrame:
+    import pandas as pd
+
+    folder = resources.files("valueflow.vidb") / "data" / "seed"
+    frames = []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".csv"):
+            with entry.open("r", encoding="utf-8") as fh:
+                raw = pd.read_csv(fh, keep_default_na=False, na_values=[""])
+            frames.append(
+                normalize_vidb_frame(
+                    raw,
+                    source_name=f"seed/{entry.name}",
+                    source="valueflow-seed",
+                    license=SEED_LICENSE,
+                    dataset=f"seed/{entry.name.removesuffix('.csv')}",
+                    provenance=SEED_PROVENANCE,
+                )
+            )
+    if not frames:
+        return normalize_vidb_frame(
+            pd.DataFrame({"text": [], "value": [], "intensity": []}), source_name="seed"
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_seed(values: list[str] | None = None) -> pd.DataFrame:
+    """The bundled seed VIDB as a DataFrame with the canonical VIDB columns.
+
+    Args:
+        values: Only these values (any accepted spelling); default all 32.
+    """
+    df = _seed_frame()
+    if values:
+        from valueflow.theories import resolve_value
+
+        ids = {resolve_value(v).id for v in values}
+        df = df[df["value"].isin(ids)]
+    return df.reset_index(drop=True).copy()

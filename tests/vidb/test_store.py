@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from valueflow.cli import cli
+from valueflow.errors import DataError
+from valueflow.vidb import VIDBStore, load_seed, load_vidb, normalize_vidb_frame
+
+
+def _frame(**cols):
+    return pd.DataFrame(cols)
+
+
+def test_normalize_maps_columns_resolves_values_and_derives_direction():
+    raw = _frame(sentence=["I help my sister", "Nothing to see", "I cheat my friends"],
+                 final_rating=[7.5, 0.2, -8.0], v=["benevolence", "Benevolence", "schwartz:benevolence"])
+    out = normalize_vidb_frame(raw, source_name="x.csv", columns={"text": "sentence", "value": "v"})
+    assert out["value"].tolist() == ["schwartz:benevolence"] * 3
+    assert out["theory"].tolist() == ["schwartz"] * 3
+    assert out["direction"].tolist() == ["supports", "neutral", "opposes"]
+    assert out["intensity"].tolist() == [7.5, 0.2, -8.0]
+    assert out["item_id"].is_unique
+
+
+def test_validation_lists_every_offending_row():
+    raw = _frame(text=["ok", "  ", "fine", "also"], value=["benevolence", "benevolence",
+                 "benevolense", "power"], intensity=[1, 2, 3, 44])
+    with pytest.raises(DataError) as info:
+        normalize_vidb_frame(raw, source_name="bad.csv")
+    msg = str(info.value)
+    assert "empty text in row 2" in msg
+    assert "outside [-10, 10] in row 4" in msg
+    assert "unknown value 'benevolense' in row 3" in msg
+    assert "benevolence" in msg.split("benevolense", 1)[1]  # close match offered
+    assert "nothing was imported" in msg
+
+
+def test_missing_column_and_duplicates_are_reported():
+    with pytest.raises(DataError, match=r"no column 'text'.*did you mean 'Text'"):
+        normalize_vidb_frame(_frame(Text=["a"], value=["power"], intensity=[1]),
+                             source_name="f.csv")
+    with pytest.raises(DataError, match="duplicate text for the same value in row 2"):
+        normalize_vidb_frame(_frame(text=["Same  text", "same text"], value=["power", "power"],
+                                    intensity=[1, 2]), source_name="f.csv")
+    with pytest.raises(DataError, match="not a number in row 1"):
+        normalize_vidb_frame(_frame(text=["a"], value=["power"], intensity=["high"]),
+                             source_name="f.csv")
+
+
+def test_import_is_all_or_nothing_and_conflicts(tmp_workspace, tmp_path):
+    store = VIDBStore(tmp_workspace)
+    good = tmp_path / "good.csv"
+    _frame(text=["a text", "b text"], value=["power", "power"], intensity=[3, -3]).to_csv(good, index=False)
+    assert store.import_file(good, license="CC-BY-4.0") == 2
+    bad = tmp_path / "bad.jsonl"
+    _frame(text=["c text", ""], value=["power", "power"], intensity=[1, 1]).to_json(
+        bad, orient="records", lines=True)
+    with pytest.raises(DataError, match="empty text"):
+        store.import_file(bad)
+    assert store.count() == 2
+    with pytest.raises(DataError, match="already in the VIDB"):
+        store.import_file(good)
+    assert store.count() == 2
+    assert store.import_file(good, on_conflict="skip") == 0
+    changed = tmp_path / "changed.parquet"
+    _frame(text=["a text"], value=["power"], intensity=[9.0]).to_parquet(changed)
+    assert store.import_file(changed, on_conflict="replace") == 1
+    df = store.to_frame(["power"])
+    assert dict(zip(df.text, df.intensity, strict=True)) == {"a text": 9.0, "b text": -3.0}
+    assert set(df.license.dropna()) == {"CC-BY-4.0"}
+
+
+def test_export_round_trip(tmp_workspace, tmp_path):
+    store = VIDBStore(tmp_workspace)
+    store.add(normalize_vidb_frame(_frame(text=["x1", "x2"], value=["mft:care_harm"] * 2,
+                                          intensity=[5.0, -5.0]), source_name="t"))
+    for ext in ("csv", "jsonl", "parquet"):
+        out = tmp_path / f"out.{ext}"
+        assert store.export(out) == 2
+        back = load_vidb(str(out))
+        assert sorted(back.intensity) == [-5.0, 5.0]
+        assert set(back.value) == {"mft:care_harm"}
+
+
+def test_seed_covers_the_32_values_over_the_whole_scale():
+    from valueflow.theories import EVALUATION_VALUE_IDS
+
+    seed = load_seed()
+    counts = seed.groupby("value").size()
+    assert set(counts.index) == set(EVALUATION_VALUE_IDS)
+    assert counts.min() >= 60
+    for value, g in seed.groupby("value"):
+        x = g.intensity
+        assert x.min() <= -7 and x.max() >= 7, value
+        assert (x.abs() <= 0.5).sum() >= 4, value  # neutral or unrelated texts present
+    assert seed.provenance.str.contains("authored").all()
+
+
+def test_cli_import_stats_export(tmp_workspace, tmp_path):
+    tmp_workspace.close()  # the CLI opens the workspace itself
+    runner = CliRunner()
+    src = tmp_path / "in.csv"
+    _frame(text=["t1", "t2", "t3"], final_rating=[-9, 0, 9]).to_csv(src, index=False)
+    res = runner.invoke(cli, ["vidb", "import", str(src), "--value", "ross:fidelity"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["vidb", "stats", "--json", "--plot", str(tmp_path / "h.png")])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["n_items"] == 3
+    (row,) = data["values"]
+    assert row["value"] == "ross:fidelity" and row["histogram"][0] == 1 and row["histogram"][-1] == 1
+    assert (tmp_path / "h.png").stat().st_size > 1000
+    res = runner.invoke(cli, ["vidb", "export", str(tmp_path / "o.parquet")])
+    assert res.exit_code == 0 and len(pd.read_parquet(tmp_path / "o.parquet")) == 3
