@@ -94,3 +94,18 @@ def test_default_path_from_env(tmp_path, monkeypatch):
     monkeypatch.delenv("VALUEFLOW_WORKSPACE")
     monkeypatch.chdir(tmp_path)
     assert default_workspace_path() == tmp_path / ".valueflow" / "workspace.duckdb"
+
+
+def test_cli_workspace_info_and_runs(tmp_workspace):
+    from click.testing import CliRunner
+
+    from valueflow.cli import cli
+
+    tmp_workspace.start_run("score", {"k": 3})
+    tmp_workspace.close()
+    res = CliRunner().invoke(cli, ["workspace", "info", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["schema"]["core"] == 1 and data["tables"]["runs"] == 1
+    res = CliRunner().invoke(cli, ["workspace", "runs", "--json"])
+    assert json.loads(res.output)[0]["spec"] == {"k": 3}
