@@ -22,6 +22,7 @@ A theory file is a mapping::
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -40,7 +41,7 @@ _NODE_FIELDS = {"id", "name", "definition", "parents", "aliases", "judge_definit
 _ANCHOR_FIELDS = {"id", "name", "description", "members"}
 
 
-def read_structured_file(path: str | Path) -> Any:
+def read_structured_file(path: str | os.PathLike[str]) -> Any:
     """Parse a YAML or JSON file (JSON by a ``.json`` suffix, YAML otherwise)."""
     p = Path(path)
     try:
@@ -121,10 +122,10 @@ def _phrasings(raw: Mapping[str, Any], source: str, where: str) -> dict[int, str
     return out
 
 
-def _node_entries(raw_nodes: Any, source: str) -> list[tuple[str, Mapping[str, Any]]]:
+def _node_entries(raw_nodes: Any, source: str) -> list[tuple[str, Any]]:
     """Normalise the list or mapping form of ``nodes`` to (position label, fields) pairs."""
     if isinstance(raw_nodes, Mapping):
-        entries = []
+        entries: list[tuple[str, Any]] = []
         for nid, fields in raw_nodes.items():
             if fields is None:
                 fields = {}
@@ -133,7 +134,7 @@ def _node_entries(raw_nodes: Any, source: str) -> list[tuple[str, Mapping[str, A
             entries.append((f"node {nid!r}", {"id": nid, **fields}))
         return entries
     if isinstance(raw_nodes, list):
-        out = []
+        out: list[tuple[str, Any]] = []
         for i, fields in enumerate(raw_nodes):
             label = (f"node {fields.get('id')!r}" if isinstance(fields, Mapping) and fields.get("id")
                      else f"node #{i + 1}")
