@@ -185,8 +185,10 @@ class TheoryRegistry:
                 if n.theory in theories:
                     candidates.setdefault(k, n.id)
                     candidates.setdefault(normalize_name(n.id), n.id)
+        # The same name in another theory is the likeliest intent ("mft:benevolence").
+        elsewhere = [n.id for _, n in self._index.get(key, []) if n.theory not in theories]
         near = close_matches(key, candidates, n=10)
-        ids = list(dict.fromkeys(candidates[h] for h in near))[:3]
+        ids = list(dict.fromkeys([*elsewhere, *(candidates[h] for h in near)]))[:3]
         where = f" in theory {theories[0]!r}" if len(theories) == 1 else ""
         raise UnknownNameError(
             f"unknown value {raw!r}{where}",
