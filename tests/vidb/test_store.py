@@ -40,7 +40,7 @@ def test_validation_lists_every_offending_row():
 
 
 def test_missing_column_and_duplicates_are_reported():
-    with pytest.raises(DataError, match=r"no column 'text'.*did you mean 'Text'"):
+    with pytest.raises(DataError, match=r"(?s)no column 'text'.*did you mean 'Text'"):
         normalize_vidb_frame(_frame(Text=["a"], value=["power"], intensity=[1]),
                              source_name="f.csv")
     with pytest.raises(DataError, match="duplicate text for the same value in row 2"):

@@ -105,15 +105,15 @@ class VIDBStore:
                         "DELETE FROM vidb_items WHERE item_id IN (SELECT item_id FROM incoming_vidb)"
                     )
                 cols = ", ".join(VIDB_COLUMNS)
-                before = con.execute("SELECT count(*) FROM vidb_items").fetchone()[0]
+                before = con.execute("SELECT count(*) FROM vidb_items").fetchall()[0][0]
                 con.execute(
                     f"INSERT INTO vidb_items ({cols}) SELECT {cols} FROM incoming_vidb "
                     "WHERE item_id NOT IN (SELECT item_id FROM vidb_items)"
                 )
-                after = con.execute("SELECT count(*) FROM vidb_items").fetchone()[0]
+                after = con.execute("SELECT count(*) FROM vidb_items").fetchall()[0][0]
             finally:
                 con.unregister("incoming_vidb")
-        return int(after - before) + (len(clash) if on_conflict == "replace" else 0)
+        return int(after - before)
 
     def import_file(
         self,
@@ -162,7 +162,7 @@ class VIDBStore:
         return self.workspace.query_df(f"SELECT {cols} FROM vidb_items ORDER BY value, intensity")
 
     def count(self) -> int:
-        return int(self.workspace.execute("SELECT count(*) FROM vidb_items").fetchone()[0])
+        return int(self.workspace.execute("SELECT count(*) FROM vidb_items").fetchall()[0][0])
 
     def delete(self, *, values: list[str] | None = None, dataset: str | None = None) -> int:
         """Delete items of some values and/or one dataset; returns rows deleted."""
@@ -180,7 +180,7 @@ class VIDBStore:
             raise DataError("delete needs values or a dataset", hint="refusing to delete everything")
         with self.workspace.transaction() as con:
             n = con.execute(f"SELECT count(*) FROM vidb_items WHERE {' AND '.join(where)}",
-                            params).fetchone()[0]
+                            params).fetchall()[0][0]
             con.execute(f"DELETE FROM vidb_items WHERE {' AND '.join(where)}", params)
         return int(n)
 
