@@ -1,0 +1,114 @@
+"""``make_judge``: a judge from a spec string (``local``, ``sim``, or an LLM backend spec)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from valueflow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from valueflow.judges._sim import Truth
+    from valueflow.workspace import Workspace
+
+__all__ = ["LOCAL_SCORER_FACTORY", "Method", "load_local_scorer", "make_judge"]
+
+Method = Literal["ranking", "rating"]
+
+LOCAL_SCORER_FACTORY = "valueflow.embed:load_local_scorer"
+"""Where the embedded local intensity scorer lives; resolved only when ``local`` is used."""
+
+_OTHER_JUDGES = ("sim (simulated, for planning: needs a truth table)",
+                 "an LLM backend spec such as openai/<model>, llamacpp/<path.gguf>, "
+                 "vllm/<model> or hf/<path>")
+
+
+def load_local_scorer(path: str | None = None) -> Any:
+    """The embedded local scorer (a :class:`~valueflow.judges.DirectScorer`).
+
+    Raises:
+        ConfigError: the scorer cannot be imported (the ``embed`` part or its extra is
+            missing); the message says which judges are available instead.
+    """
+    module_name, _, attr = LOCAL_SCORER_FACTORY.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"the local intensity scorer is not available ({LOCAL_SCORER_FACTORY} cannot be "
+            f"loaded: {exc})",
+            hint="install the embed extra (pip install 'valueflow[embed]'), or choose another "
+            "judge: " + "; ".join(_OTHER_JUDGES),
+        ) from exc
+    return factory(path) if path else factory()
+
+
+def make_judge(
+    spec: str,
+    *,
+    method: Method = "ranking",
+    workspace: Workspace | None = None,
+    truth: Truth | None = None,
+    beta: float = 1.0,
+    noise_sd: float = 2.0,
+    seed: int = 0,
+    paraphrase: int = 0,
+    structured: bool | None = None,
+    cache: bool = True,
+    max_concurrency: int | None = None,
+    backend_options: Mapping[str, Any] | None = None,
+    local_path: str | None = None,
+    client: Any = None,
+) -> Any:
+    """Build a judge from a spec.
+
+    Args:
+        spec: ``"local"`` (the embedded scorer, a DirectScorer), ``"sim"`` (a simulated
+            judge over ``truth``) or an LLM backend spec (``openai/gpt-4o-mini``,
+            ``llamacpp/smollm2``, ``vllm/...``, ``hf/...``, ``scripted``).
+        method: ``"ranking"`` (a RankingJudge) or ``"rating"`` (a RatingJudge, the
+            baseline). Ignored by ``local``, which predicts intensities directly.
+        workspace: Where LLM calls are cached (resumable runs).
+        truth: For ``sim``: ``{text: intensity}`` or ``fn(value_id, text)``.
+        beta: For ``sim`` ranking: judge sharpness.
+        noise_sd: For ``sim`` rating: noise of each rating.
+        seed: For ``sim``: noise seed; for LLM judges: display-order seed.
+        paraphrase: Which prompt wording an LLM judge uses.
+        structured: Force JSON-schema output on or off (default: when the backend has it).
+        cache: Cache LLM calls in the workspace.
+        max_concurrency: Requests in flight (default: the backend's).
+        backend_options: Passed to :func:`valueflow.llm.get_backend` (``base_url=`` ...).
+        local_path: For ``local``: a scorer file other than the shipped one.
+        client: An existing LLM client to use instead of building one from ``spec``.
+    """
+    if method not in ("ranking", "rating"):
+        raise ConfigError(f"method must be 'ranking' or 'rating', not {method!r}")
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError("a judge spec is required",
+                          hint="local, sim, or an LLM backend spec such as openai/gpt-4o-mini")
+    spec = spec.strip()
+    if spec == "local":
+        return load_local_scorer(local_path)
+    if spec == "sim" or spec.startswith("sim/"):
+        from valueflow.judges._sim import SimulatedRatingJudge, SimulatedTextJudge
+
+        if truth is None:
+            raise ConfigError("the simulated judge needs latent intensities",
+                              hint="pass --sim-truth FILE with text,intensity columns")
+        if method == "rating":
+            return SimulatedRatingJudge(truth, noise_sd=noise_sd, seed=seed)
+        return SimulatedTextJudge(truth, beta=beta, seed=seed)
+    from valueflow.judges._llm import LLMRankingJudge, LLMRatingJudge
+
+    if client is None:
+        from valueflow.llm import LLMClient, get_backend
+
+        backend = get_backend(spec, **dict(backend_options or {}))
+        kwargs: dict[str, Any] = {"workspace": workspace, "cache": cache}
+        if max_concurrency is not None:
+            kwargs["max_concurrency"] = max_concurrency
+        client = LLMClient(backend, **kwargs)
+    if method == "rating":
+        return LLMRatingJudge(client, paraphrase=paraphrase, structured=structured)
+    return LLMRankingJudge(client, paraphrase=paraphrase, structured=structured, seed=seed)
