@@ -271,11 +271,19 @@ def load_theory_file(path: str | os.PathLike[str]) -> Theory:
 def validate_theory_file(path: str | os.PathLike[str]) -> Theory:
     """Check a user theory file completely, anchors included; return the theory if it is valid."""
     theory = load_theory_file(path)
-    try:
-        _builtin_registry().with_theory(theory)
-    except DataError as exc:
-        raise DataError(f"{path}: {exc.message}", exc.hint) from exc
+    _add_user_theory(_builtin_registry(), theory, path)
     return theory
+
+
+def _add_user_theory(reg: TheoryRegistry, theory: Theory,
+                     path: str | os.PathLike[str]) -> TheoryRegistry:
+    """``reg.with_theory(theory)``, with errors that name the file they come from."""
+    try:
+        return reg.with_theory(theory)
+    except DataError as exc:
+        if exc.message.startswith(str(path)):
+            raise
+        raise DataError(f"{path}: {exc.message}", exc.hint) from exc
 
 
 def get_registry(*, reload: bool = False) -> TheoryRegistry:
@@ -289,11 +297,7 @@ def get_registry(*, reload: bool = False) -> TheoryRegistry:
             return _cache[files]
     reg = _builtin_registry()
     for f in files:
-        theory = load_theory_file(f)
-        try:
-            reg = reg.with_theory(theory)
-        except DataError as exc:
-            raise DataError(f"{f}: {exc.message}", exc.hint) from exc
+        reg = _add_user_theory(reg, load_theory_file(f), f)
     with _lock:
         _cache[files] = reg
     return reg
