@@ -35,6 +35,8 @@ from valueflow.theories._model import PHRASING_LEVELS, Anchor, Theory, ValueNode
 
 __all__ = ["parse_anchors", "parse_theory", "read_structured_file"]
 
+# libyaml's loader when available: the built-in data loads several times faster.
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _THEORY_FIELDS = {"key", "name", "label", "description", "aliases", "nodes", "anchors"}
 _NODE_FIELDS = {"id", "name", "definition", "parents", "aliases", "judge_definition", "phrasings"}
@@ -52,7 +54,7 @@ def read_structured_file(path: str | os.PathLike[str]) -> Any:
     try:
         if p.suffix.lower() == ".json":
             return json.loads(text)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_YAML_LOADER)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise DataError(f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: "
                         f"{str(exc).splitlines()[0]}",

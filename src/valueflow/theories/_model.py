@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -52,7 +52,7 @@ class ValueNode(BaseModel):
     """Other names the node is looked up by."""
     judge_definition: str | None = None
     """For evaluation values: what supporting and opposing the value looks like in a text."""
-    phrasings: Mapping[int, str] = Field(default_factory=dict)
+    phrasings: dict[int, str] = Field(default_factory=dict)
     """For evaluation values: second-person steering instructions for levels -2..2."""
 
     @property
