@@ -92,6 +92,18 @@ def cli(ctx: click.Context, workspace: str | None, theory_files: tuple[str, ...]
     unrelated, +10 strongly supports it.
     """
     ctx.ensure_object(dict)
+    # The options reach the library through its environment variables; restore them when the
+    # command ends so an in-process caller (tests, notebooks) sees no lasting change.
+    saved = {k: os.environ.get(k) for k in ("VALUEFLOW_WORKSPACE", "VALUEFLOW_THEORY_FILES")}
+
+    def _restore() -> None:
+        for key, val in saved.items():
+            if val is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = val
+
+    ctx.call_on_close(_restore)
     if workspace:
         os.environ["VALUEFLOW_WORKSPACE"] = workspace
     if theory_files:
