@@ -50,15 +50,22 @@ class LazyGroup(click.Group):
         return loaded if isinstance(loaded, click.Command) else None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # Short help from the table, so --help imports no sub-command module.
-        rows = []
+        """List every command and, under each group, its sub-commands: the whole tree."""
+        rows: list[tuple[str, str]] = []
+
+        def walk(cmd: click.Command, name: str, depth: int) -> None:
+            rows.append(("  " * depth + name, cmd.get_short_help_str(limit=70)))
+            if isinstance(cmd, click.Group):
+                sub_ctx = click.Context(cmd, info_name=name, parent=ctx)
+                for sub in cmd.list_commands(sub_ctx):
+                    child = cmd.get_command(sub_ctx, sub)
+                    if child is not None and not child.hidden:
+                        walk(child, sub, depth + 1)
+
         for name in self.list_commands(ctx):
-            if name in COMMANDS:
-                rows.append((name, COMMANDS[name][2]))
-            else:
-                cmd = super().get_command(ctx, name)
-                if cmd is not None:
-                    rows.append((name, cmd.get_short_help_str()))
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                walk(cmd, name, 0)
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
