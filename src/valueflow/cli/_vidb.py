@@ -112,3 +112,8 @@ def stats(source: str, values: tuple[str, ...], plot: str | None, as_json: bool)
     Console().print(table)
     if plot:
         click.echo(f"histograms saved to {plot}")
+
+
+from valueflow.cli._vidb_build import build as _build  # noqa: E402
+
+vidb.add_command(_build)

@@ -6,24 +6,63 @@ A VIDB is a table with at least ``text``, ``value`` (canonical value id) and ``i
 ``license`` and ``dataset``.
 """
 
+from valueflow.vidb._build import (
+    BuildConfig,
+    BuildResult,
+    ValueReport,
+    build_vidb,
+    build_vidb_async,
+)
+from valueflow.vidb._build_calibrate import NEUTRAL_ANCHOR_TEXTS, Calibration, calibrate_utilities
+from valueflow.vidb._build_categorize import CategoryResult, PanelCategorizer
+from valueflow.vidb._build_flags import FLAG_NAMES, FlagThresholds, judge_disagreement
+from valueflow.vidb._categorize import (
+    AcceptanceRule,
+    LevelDecision,
+    Vote,
+    aggregate_votes,
+    parse_vote,
+)
 from valueflow.vidb._frame import direction_of, item_id, normalize_vidb_frame
+from valueflow.vidb._schedule import adaptive_windows, balanced_windows, window_components
 from valueflow.vidb._schema import VIDB_COLUMNS
 from valueflow.vidb._seed import SEED_PROVENANCE, load_seed
 from valueflow.vidb._stats import HIST_EDGES, plot_vidb_histograms, vidb_stats
 from valueflow.vidb._store import OnConflict, VIDBStore, load_vidb, read_vidb_source
 
 __all__ = [
+    "FLAG_NAMES",
     "HIST_EDGES",
+    "NEUTRAL_ANCHOR_TEXTS",
     "SEED_PROVENANCE",
     "VIDB_COLUMNS",
+    "AcceptanceRule",
+    "BuildConfig",
+    "BuildResult",
+    "Calibration",
+    "CategoryResult",
+    "FlagThresholds",
+    "LevelDecision",
     "OnConflict",
+    "PanelCategorizer",
     "VIDBStore",
+    "ValueReport",
+    "Vote",
+    "adaptive_windows",
+    "aggregate_votes",
+    "balanced_windows",
+    "build_vidb",
+    "build_vidb_async",
+    "calibrate_utilities",
     "direction_of",
     "item_id",
+    "judge_disagreement",
     "load_seed",
     "load_vidb",
     "normalize_vidb_frame",
+    "parse_vote",
     "plot_vidb_histograms",
     "read_vidb_source",
     "vidb_stats",
+    "window_components",
 ]
