@@ -121,6 +121,12 @@ class LLMRankingJudge(_LLMJudgeBase):
             return list(range(len(texts)))
         return display_permutation(value.id + "\x1e" + "\x1e".join(texts), len(texts), self.seed)
 
+    def requests(self, value: ValueNode, windows: Sequence[Sequence[str]]) -> list[Any]:
+        """The first-attempt requests for ``windows`` (for cost estimates; nothing is sent)."""
+        return [self._request(ranking_messages(value, [w[j] for j in self._perm(value, w)],
+                                               paraphrase=self.paraphrase, labels=self.labels),
+                              ranking_schema(len(w), self.labels)) for w in windows]
+
     async def rank(self, value: ValueNode, texts: list[str]) -> RankOutcome:
         """Rank one window; see :meth:`rank_many`."""
         return (await self.rank_many(value, [texts], progress=False))[0]
@@ -181,6 +187,11 @@ class LLMRatingJudge(_LLMJudgeBase):
         super().__init__(client, paraphrase=paraphrase, structured=structured,
                          max_tokens=max_tokens, temperature=temperature, reask=reask, name=name,
                          n_paraphrases=N_RATING_PARAPHRASES)
+
+    def requests(self, value: ValueNode, texts: Sequence[str]) -> list[Any]:
+        """The first-attempt requests for ``texts`` (for cost estimates; nothing is sent)."""
+        return [self._request(rating_messages(value, t, paraphrase=self.paraphrase),
+                              rating_schema()) for t in texts]
 
     async def rate(self, value: ValueNode, text: str) -> RateOutcome:
         """Rate one text; see :meth:`rate_many`."""

@@ -1,0 +1,36 @@
+"""Score texts' value intensity on a calibrated scale, against VIDB anchors.
+
+A judge ranks each text among anchors of known intensity, in several windows; an anchored
+Plackett–Luce model turns the rankings into a posterior intensity in [-10, 10] with a 90 %
+interval, estimating how sharp the judge is on the way. The rating baseline asks the judge
+for one number per text instead; ``valueflow study judges`` compares the two.
+
+Example:
+    >>> from valueflow.evaluate import score_texts
+    >>> scores = score_texts(["I helped my neighbour move."], "benevolence",
+    ...                      judge="openai/gpt-4o-mini")  # doctest: +SKIP
+"""
+
+from valueflow.evaluate._anchors import AnchorPool, anchor_pools
+from valueflow.evaluate._score import (
+    OUTPUT_COLUMNS,
+    ScoreJob,
+    estimate_score_cost,
+    prepare_score,
+    run_score,
+    score_texts,
+)
+from valueflow.evaluate._store import load_scores, save_scores
+
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "AnchorPool",
+    "ScoreJob",
+    "anchor_pools",
+    "estimate_score_cost",
+    "load_scores",
+    "prepare_score",
+    "run_score",
+    "save_scores",
+    "score_texts",
+]

@@ -1,0 +1,136 @@
+"""Which VIDB the evaluator uses for each value, and the anchor pool it draws windows from."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from valueflow.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from valueflow.theories import ValueNode
+    from valueflow.workspace import Workspace
+
+__all__ = ["AnchorPool", "VIDBSource", "anchor_pools"]
+
+VIDBSource = Any
+"""``"auto"``, ``"seed"``, ``"workspace"``, a file path, or a DataFrame."""
+
+
+@dataclass(frozen=True)
+class AnchorPool:
+    """The anchors of one value: texts of known intensity that windows are drawn from.
+
+    Attributes:
+        value: Canonical value id.
+        texts: Anchor texts (distinct).
+        intensities: Their intensities in [-10, 10].
+        source: Which VIDB they come from (``seed``, ``workspace``, a file name).
+    """
+
+    value: str
+    texts: list[str]
+    intensities: NDArray[np.float64]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def index_of(self) -> dict[str, int]:
+        """Anchor id of each anchor text."""
+        return {t: i for i, t in enumerate(self.texts)}
+
+
+def _pool(frame: pd.DataFrame, value: str, source: str) -> AnchorPool:
+    rows = frame[frame["value"] == value]
+    rows = rows[rows["text"].astype(str).str.strip() != ""]
+    rows = rows.dropna(subset=["intensity"]).drop_duplicates(subset=["text"], keep="first")
+    return AnchorPool(value, rows["text"].astype(str).tolist(),
+                      rows["intensity"].to_numpy(dtype=float), source)
+
+
+def _normalize(raw: pd.DataFrame, name: str, values: list[ValueNode], *,
+               intensity_column: str | None, text_column: str | None) -> pd.DataFrame:
+    from valueflow.vidb import normalize_vidb_frame
+
+    columns = {k: v for k, v in (("intensity", intensity_column), ("text", text_column)) if v}
+    # A file of one value's anchors needs no value column when that value is being scored.
+    single = values[0].id if len(values) == 1 and "value" not in raw.columns else None
+    return normalize_vidb_frame(raw, source_name=name, value=single, columns=columns,
+                                source=name)
+
+
+def anchor_pools(
+    source: VIDBSource,
+    values: list[ValueNode],
+    *,
+    workspace: Workspace | None = None,
+    intensity_column: str | None = None,
+    text_column: str | None = None,
+) -> dict[str, AnchorPool]:
+    """One anchor pool per value.
+
+    Args:
+        source: ``"auto"`` (the workspace's VIDB for a value it has anchors for, else the
+            bundled seed), ``"seed"``, ``"workspace"``, a CSV/JSONL/Parquet file with
+            ``text``, ``value`` (optional when one value is scored) and an intensity column,
+            or a DataFrame.
+        values: The values to score.
+        workspace: The workspace for ``"auto"`` and ``"workspace"``.
+        intensity_column, text_column: Column names in a file or DataFrame.
+
+    Raises:
+        DataError: a value has no anchors in the chosen VIDB (the message lists the values
+            that do), or the file is unreadable or malformed.
+    """
+    from valueflow.vidb import load_seed, load_vidb
+
+    ids = [v.id for v in values]
+    frames: dict[str, tuple[pd.DataFrame, str]] = {}
+    if isinstance(source, str) and source in ("auto", "seed", "workspace"):
+        if source in ("auto", "workspace"):
+            if source == "workspace" and workspace is None:
+                raise ConfigError("--vidb workspace needs a workspace",
+                                  hint="pass workspace=..., or use vidb='seed'")
+            if workspace is not None:
+                frames["workspace"] = (load_vidb("workspace", values=ids, workspace=workspace),
+                                       "workspace")
+        if source in ("auto", "seed"):
+            frames["seed"] = (load_seed(ids), "seed")
+    elif isinstance(source, str | os.PathLike):
+        from valueflow.vidb import read_vidb_source
+
+        frames["file"] = (_normalize(read_vidb_source(source), str(source), values,
+                                     intensity_column=intensity_column, text_column=text_column),
+                          os.path.basename(str(source)))
+    else:
+        frames["table"] = (_normalize(source, "VIDB table", values,
+                                      intensity_column=intensity_column, text_column=text_column),
+                           "table")
+
+    pools: dict[str, AnchorPool] = {}
+    for v in values:
+        pool = None
+        for frame, label in frames.values():
+            pool = _pool(frame, v.id, label)
+            if len(pool):
+                break
+        if pool is None or not len(pool):
+            have: set[str] = set()
+            for frame, _ in frames.values():
+                have |= set(frame["value"].unique())
+            where = " or ".join(label for _, label in frames.values())
+            raise DataError(
+                f"the VIDB ({where}) has no anchors for {v.id}",
+                hint=(f"it has anchors for {', '.join(sorted(have)[:8])}"
+                      f"{' ...' if len(have) > 8 else ''}; " if have else "")
+                + "import anchors with `valueflow vidb import`, or use --vidb seed",
+            )
+        pools[v.id] = pool
+    return pools
