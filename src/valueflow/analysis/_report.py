@@ -1,0 +1,138 @@
+"""The self-contained HTML steerability report: images embedded, tables, spec, findings."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from valueflow.analysis._plots import (
+    figure_png,
+    plot_composition,
+    plot_delta_heatmap,
+    plot_dose_response,
+    plot_latin_square,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from valueflow.analysis._summary import SteeringAnalysis
+
+__all__ = ["render_report", "write_report"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;font-size:.82em;margin:.6em 0}
+td,th{border:1px solid #ddd;padding:.25em .5em;text-align:right}
+th{background:#f4f4f4}td.t{text-align:left}
+img{max-width:100%;margin:.5em 0}
+pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em}
+.findings li{margin:.25em 0}
+.note{color:#555;font-size:.9em}
+"""
+
+
+def _table(df: pd.DataFrame, max_rows: int = 200) -> str:
+    if df is None or df.empty:
+        return "<p class='note'>(none)</p>"
+    d: Any = df.head(max_rows)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in list(d.columns))
+    body = []
+    for row in d.itertuples(index=False):
+        cells = []
+        for x in row:
+            if isinstance(x, float):
+                cells.append(f"<td>{'' if x != x else f'{x:.2f}'}</td>")
+            else:
+                cells.append(f"<td class='t'>{html.escape(str(x))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = (f"<p class='note'>{len(df) - max_rows} more rows not shown.</p>"
+            if len(df) > max_rows else "")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>{more}"
+
+
+def _img(fig: Any, alt: str) -> str:
+    data = str(figure_png(fig, base64_encode=True))
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"
+
+
+def render_report(analysis: SteeringAnalysis, *, title: str = "Steerability report") -> str:
+    """The report as one HTML string (PNG plots embedded as base64)."""
+    from valueflow._version import __version__
+
+    a = analysis
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+             f"</title><style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    run_id = (a.spec or {}).get("run_id")
+    parts.append(f"<p class='note'>ValueFlow {__version__}"
+                 + (f" · run <code>{html.escape(str(run_id))}</code>" if run_id else "")
+                 + ". Intensities are on the [-10, 10] scale; Δ is the shift from the "
+                 "unsteered default (the query with no value instruction); intervals are 90% "
+                 "bootstrap intervals over queries.</p>")
+    parts.append("<h2>Summary</h2><ul class='findings'>"
+                 + "".join(f"<li>{html.escape(s)}</li>" for s in a.findings) + "</ul>")
+    models = sorted(set(a.shifts["model"]) | set(a.pairs["model"]) | set(a.latin.get(
+        "model", [])))
+    if len(a.shifts):
+        parts.append("<h2>Single-value steering</h2>")
+        for m in models:
+            for r in sorted(set(a.shifts[a.shifts["model"] == m]["regime"])):
+                parts.append(f"<h3>{html.escape(m)} — {html.escape(r)}</h3>")
+                parts.append(_img(plot_delta_heatmap(a.shifts, m, r), f"delta heatmap {m} {r}"))
+                parts.append(_img(plot_dose_response(a.shifts, a.baseline, m, r),
+                                  f"dose response {m} {r}"))
+        parts.append("<h3>Steerability and value types</h3>" + _table(a.steerability))
+        th = a.thresholds
+        parts.append(
+            "<p class='note'>Types: <b>hard to steer</b> — neither direction shifts by "
+            f"≥ {th.min_shift:g} with an interval excluding 0; <b>bidirectional</b> — both do "
+            f"and the weaker reaches ≥ {th.balance:g}× the stronger; <b>default-bounded</b> — "
+            "one direction is weak and points where the default already sits "
+            f"(|default| ≥ {th.bound:g}); <b>polarity-asymmetric</b> — one direction is weak "
+            "otherwise. Asymmetry = up-shift − down-shift, both in the intended direction.</p>")
+        parts.append("<h3>Shifts per level</h3>" + _table(a.shifts))
+    parts.append("<h3>Refusals</h3>" + _table(a.refusals))
+    if len(a.pairs):
+        parts.append("<h2>Pairs of values</h2>")
+        for m in sorted(set(a.pairs["model"])):
+            parts.append(_img(plot_composition(a.pairs, m), f"composition {m}"))
+        parts.append(_table(a.pair_summary) + _table(a.pairs))
+        parts.append(f"<p class='note'>Additive: the weaker value keeps ≥ "
+                     f"{a.thresholds.additive_ratio:g} of the stronger's shift per target "
+                     f"level; competing: ≤ {a.thresholds.compete_ratio:g} (or moves the wrong "
+                     "way).</p>")
+    if len(a.latin):
+        parts.append("<h2>Five-value design</h2>")
+        for m in sorted(set(a.latin["model"])):
+            parts.append(_img(plot_latin_square(a.latin, m), f"latin square {m}"))
+        parts.append(_table(a.latin_summary) + _table(a.latin))
+    if len(a.profile):
+        parts.append("<h2>Profile prompts</h2>" + _table(a.profile_fit) + _table(a.profile))
+    if a.spec:
+        parts.append("<h2>Run spec</h2><pre>"
+                     + html.escape(json.dumps(a.spec, indent=1, default=str)) + "</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(analysis: SteeringAnalysis, out: str | os.PathLike[str] = "report.html", *,
+                 title: str = "Steerability report") -> Path:
+    """Write the report atomically to ``out``; returns its path."""
+    p = Path(out)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    text = render_report(analysis, title=title)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p

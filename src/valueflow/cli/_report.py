@@ -1,0 +1,25 @@
+"""``valueflow report``: the self-contained HTML steerability report."""
+
+from __future__ import annotations
+
+import click
+
+from valueflow.cli._common import open_cli_workspace
+
+
+@click.command("report")
+@click.option("--out", default="report.html", show_default=True,
+              type=click.Path(dir_okay=False), help="The HTML file to write.")
+@click.option("--run", "run_id", default=None, help="Run id (default: the latest steering run).")
+@click.option("--title", default="Steerability report", show_default=True)
+@click.option("--n-boot", type=int, default=1000, show_default=True,
+              help="Bootstrap resamples.")
+def report(out: str, run_id: str | None, title: str, n_boot: int) -> None:
+    """Write one HTML file with plots, tables, the run spec and a summary of findings."""
+    from valueflow.analysis import analyze, write_report
+    from valueflow.steer import load_results
+
+    with open_cli_workspace(read_only=True) as ws:
+        results = load_results(ws, run_id)
+    path = write_report(analyze(results, n_boot=n_boot), out, title=title)
+    click.echo(f"wrote {path}")

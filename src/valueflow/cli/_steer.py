@@ -1,0 +1,120 @@
+"""``valueflow steer``: run steering experiments and analyse them."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from valueflow.cli._common import echo_json, json_option, open_cli_workspace
+
+
+@click.group()
+def steer() -> None:
+    """Steer models to target value intensities, and analyse how well it worked."""
+
+
+@steer.command("init")
+@click.argument("path", type=click.Path(dir_okay=False), default="steer.yaml")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init_cmd(path: str, force: bool) -> None:
+    """Write a small, documented example config to PATH (default steer.yaml)."""
+    from valueflow.errors import ConfigError
+    from valueflow.steer import example_config_path
+
+    p = Path(path)
+    if p.exists() and not force:
+        raise ConfigError(f"{p} exists", hint="pass --force to overwrite it")
+    shutil.copyfile(example_config_path("small"), p)
+    click.echo(f"wrote {p}; run it with: valueflow steer run {p}")
+
+
+@steer.command("run")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--model", "models", multiple=True,
+              help="Model spec(s) to steer instead of the config's (repeatable).")
+@click.option("--base-url", default=None, help="Base URL for openai/ models (any "
+              "OpenAI-compatible server).")
+@click.option("--judge", default=None, help="Judge spec instead of the config's.")
+@click.option("--queries", type=int, default=None, help="Use at most this many queries.")
+@click.option("--samples", type=int, default=None, help="Samples per prompt.")
+@click.option("--max-tokens", type=int, default=None, help="Max tokens per answer.")
+@click.option("--dry-run", is_flag=True, help="Print what would be generated and scored, "
+              "and the token estimate; call nothing.")
+@json_option
+def run_cmd(config: str, models: tuple[str, ...], base_url: str | None, judge: str | None,
+            queries: int | None, samples: int | None, max_tokens: int | None, dry_run: bool,
+            as_json: bool) -> None:
+    """Run the steering experiment in CONFIG (YAML); resumable: rerun to continue."""
+    from valueflow.steer import apply_overrides, load_config, run_steering
+
+    cfg = apply_overrides(load_config(config), models=list(models) or None, base_url=base_url,
+                          judge=judge, queries=queries, samples=samples, max_tokens=max_tokens)
+    with open_cli_workspace() as ws:
+        summary = run_steering(cfg, ws, dry_run=dry_run, progress=not as_json,
+                               echo=None if as_json else lambda m: click.echo(m, err=True))
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(f"run {summary['run_id']}: {summary['conditions']} conditions × "
+               f"{summary['queries']} queries = {summary['trials_per_model']} answers per model")
+    for label, info in summary["models"].items():
+        if dry_run:
+            est = info["estimate"]
+            click.echo(f"  {label}: {info['reused']} stored, {est['calls']} calls, "
+                       f"~{est['prompt_tokens']} prompt tokens, "
+                       f"≤ {est['max_completion_tokens']} completion tokens")
+        else:
+            click.echo(f"  {label}: {info['generated']} generated, {info['reused']} reused, "
+                       f"{info['failed']} failed")
+            if info.get("first_error"):
+                click.echo(f"    first error: {info['first_error']}", err=True)
+    sc = summary.get("scores", {})
+    if dry_run:
+        click.echo(f"  scoring: up to {sc.get('pairs_upper_bound_per_model')} (answer, value) "
+                   f"pairs per model with judge {sc.get('judge')}")
+    else:
+        click.echo(f"  scores: {sc.get('scored', 0)} new, {sc.get('reused', 0)} reused "
+                   f"(judge {sc.get('judge')}); status {summary['status']}")
+        click.echo("next: valueflow steer analyze   or   valueflow report --out report.html")
+
+
+@steer.command("analyze")
+@click.option("--run", "run_id", default=None, help="Run id (default: the latest steering run).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write every table as CSV (and findings.txt) into this folder.")
+@click.option("--n-boot", type=int, default=1000, show_default=True,
+              help="Bootstrap resamples.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@json_option
+def analyze_cmd(run_id: str | None, out_dir: str | None, n_boot: int, seed: int,
+                as_json: bool) -> None:
+    """Shifts Δ with intervals, value types, refusals and composition of a steering run."""
+    from valueflow.analysis import analyze
+    from valueflow.steer import load_results
+    from valueflow.tables import write_table
+
+    with open_cli_workspace(read_only=True) as ws:
+        results = load_results(ws, run_id)
+    analysis = analyze(results, n_boot=n_boot, seed=seed)
+    if out_dir:
+        d = Path(out_dir)
+        for name, df in analysis.tables().items():
+            write_table(df, d / f"{name}.csv")
+        (d / "findings.txt").write_text("\n".join(analysis.findings) + "\n", encoding="utf-8")
+    if as_json:
+        echo_json(analysis.to_dict())
+        return
+    for line in analysis.findings:
+        click.echo(line)
+    st = analysis.steerability
+    if len(st):
+        cols = ["model", "regime", "value", "baseline", "delta_up", "delta_down", "asymmetry",
+                "type"]
+        click.echo("")
+        click.echo(st[cols].to_string(index=False, float_format=lambda x: f"{x:+.2f}"))
+    if out_dir:
+        click.echo(f"tables written to {out_dir}", err=True)
+    sys.stdout.flush()

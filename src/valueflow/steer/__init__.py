@@ -1,0 +1,96 @@
+"""Steering: prompt regimes that push a model's values to a target level, and the runner.
+
+Regimes (see :mod:`valueflow.steer._prompts` for the wording, all ours):
+
+* ``intensity``: one value at a level -2..2 (0 is explicitly neutral);
+* ``user_text``: exemplar texts from the VIDB bin of the level, as if written by the user;
+* ``pairs`` and ``latin_square``: several values at once (the five-value Latin square gives
+  each value each level once);
+* ``profile``: the values of a profile (e.g. from ``valueflow profile``) at their levels.
+
+The unsteered default (the query with no value instruction) is always run: it is the
+baseline of every shift Δ.
+
+Example:
+    >>> from valueflow.steer import load_config, run_steering, load_results
+    >>> cfg = load_config("steer-small.yaml")            # doctest: +SKIP
+    >>> run_steering(cfg, workspace)                     # doctest: +SKIP
+    >>> results = load_results(workspace)                # doctest: +SKIP
+"""
+
+from valueflow.steer._config import (
+    LEVELS,
+    REGIMES,
+    GenerationSettings,
+    JudgeSettings,
+    LatinSquareSettings,
+    ModelSettings,
+    PairSettings,
+    ProfileSettings,
+    QuerySettings,
+    SteeringConfig,
+    UserTextSettings,
+    apply_overrides,
+    load_config,
+)
+from valueflow.steer._design import (
+    LEVEL_BINS,
+    Condition,
+    ExemplarPool,
+    Query,
+    build_conditions,
+    default_queries,
+    intensity_to_level,
+    latin_square,
+    load_profile_targets,
+    load_queries,
+)
+from valueflow.steer._prompts import build_messages, instruction_text, value_instruction
+from valueflow.steer._refusal import REFUSAL_PHRASES, is_refusal
+from valueflow.steer._runner import Plan, Trial, load_results, plan_steering, run_steering
+from valueflow.steer._store import SteerStore
+
+__all__ = [
+    "LEVELS",
+    "LEVEL_BINS",
+    "REFUSAL_PHRASES",
+    "REGIMES",
+    "Condition",
+    "ExemplarPool",
+    "GenerationSettings",
+    "JudgeSettings",
+    "LatinSquareSettings",
+    "ModelSettings",
+    "PairSettings",
+    "Plan",
+    "ProfileSettings",
+    "Query",
+    "QuerySettings",
+    "SteerStore",
+    "SteeringConfig",
+    "Trial",
+    "UserTextSettings",
+    "apply_overrides",
+    "build_conditions",
+    "build_messages",
+    "default_queries",
+    "example_config_path",
+    "instruction_text",
+    "intensity_to_level",
+    "is_refusal",
+    "latin_square",
+    "load_config",
+    "load_profile_targets",
+    "load_queries",
+    "load_results",
+    "plan_steering",
+    "run_steering",
+    "value_instruction",
+]
+
+
+def example_config_path(name: str = "small") -> str:
+    """Path of a bundled example config (``small``)."""
+    from importlib import resources
+
+    return str(resources.files("valueflow.steer").joinpath(f"data/examples/{name}.yaml"))

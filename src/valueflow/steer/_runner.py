@@ -1,0 +1,403 @@
+"""The steering runner: generate every trial of a config, score the answers, store both.
+
+The run is resumable by construction: answers are written to the workspace in chunks as
+they arrive, the LLM layer caches every call, and a rerun skips answers and scores that
+exist. The run's full spec is recorded with :meth:`Workspace.start_run`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from valueflow.errors import ConfigError
+from valueflow.steer._config import SteeringConfig
+from valueflow.steer._design import (
+    Condition,
+    ExemplarPool,
+    Query,
+    build_conditions,
+    load_queries,
+    stable_seed,
+)
+from valueflow.steer._prompts import build_messages
+from valueflow.steer._refusal import is_refusal
+from valueflow.steer._store import SteerStore, targets_of
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from valueflow.llm import Backend, ChatRequest
+    from valueflow.workspace import Workspace
+
+__all__ = ["Plan", "Trial", "load_results", "plan_steering", "run_steering"]
+
+RUN_KIND = "steer"
+_CHUNK = 128
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One condition applied to one query for one sample."""
+
+    condition: Condition
+    query: Query
+    sample: int
+    messages: tuple[dict[str, str], ...]
+
+
+@dataclass
+class Plan:
+    """Everything a config expands to, before any model is called."""
+
+    config: SteeringConfig
+    conditions: list[Condition]
+    queries: list[Query]
+    trials: list[Trial]
+    experiment_values: list[str]
+    """Every value some condition targets; default answers are scored on all of them."""
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.spec, sort_keys=True, default=str).encode())
+        return f"{RUN_KIND}-{self.config.name}-{digest.hexdigest()[:10]}"
+
+    def values_to_score(self, condition: Condition) -> list[str]:
+        if condition.regime == "default" or self.config.judge.score_all_values:
+            return list(self.experiment_values)
+        return [v for v, _ in condition.targets]
+
+
+def plan_steering(cfg: SteeringConfig) -> Plan:
+    """Expand ``cfg`` into conditions, queries and trials (prompts fully built)."""
+    from valueflow.theories import resolve_value
+
+    cfg.validate_design()
+    conditions = build_conditions(cfg)
+    queries = load_queries(cfg.queries)
+    values = list(dict.fromkeys(v for c in conditions for v, _ in c.targets))
+    nodes = {v: resolve_value(v) for v in values}
+    pool: ExemplarPool | None = None
+    needs_pool = [c for c in conditions if c.style == "user_text" and c.targets]
+    if needs_pool:
+        from valueflow.vidb import load_vidb
+
+        vidb = load_vidb(cfg.user_text.vidb, values=values)
+        pool = ExemplarPool(vidb)
+        n = cfg.user_text.n_exemplars
+        for c in needs_pool:
+            for v, lv in c.targets:
+                pool.check(v, lv, n)
+    gen = cfg.generation
+    trials: list[Trial] = []
+    for c in conditions:
+        for q in queries:
+            for s in range(cfg.samples):
+                exemplars: list[str] = []
+                targets = [(nodes[v], lv) for v, lv in c.targets]
+                if c.style == "user_text" and c.targets:
+                    assert pool is not None
+                    for v, lv in c.targets:
+                        exemplars += pool.draw(v, lv, cfg.user_text.n_exemplars,
+                                               stable_seed(cfg.queries.seed, c.id, q.id, s, v))
+                    targets = []
+                msgs = build_messages(q.text, targets=targets, exemplars=exemplars,
+                                      word_limit=gen.word_limit,
+                                      instruction_role=gen.instruction_role)
+                trials.append(Trial(c, q, s, tuple(msgs)))
+    spec = {
+        "config": cfg.model_dump(mode="json"),
+        "values": values,
+        "queries": [q.id for q in queries],
+        "conditions": [c.id for c in conditions],
+    }
+    return Plan(cfg, conditions, queries, trials, values, spec)
+
+
+def _request(trial: Trial, cfg: SteeringConfig) -> ChatRequest:
+    from valueflow.llm import ChatRequest
+
+    g = cfg.generation
+    return ChatRequest(messages=list(trial.messages), max_tokens=g.max_tokens,
+                       temperature=g.temperature, top_p=g.top_p,
+                       seed=None if g.seed is None else g.seed + trial.sample,
+                       sample_index=trial.sample)
+
+
+def _gen_key(label: str, backend: Backend, req: ChatRequest) -> str:
+    from valueflow.llm._types import canonical_json
+
+    raw = canonical_json({"model": label, "spec": backend.spec,
+                          "identity": backend.cache_identity(), "request": req.payload()})
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _build_backend(m: Any, cfg: SteeringConfig) -> Backend:
+    from valueflow.llm import get_backend
+
+    opts = dict(m.options)
+    if m.base_url is not None:
+        opts["base_url"] = m.base_url
+    return get_backend(m.spec, **opts)
+
+
+def _build_judge(cfg: SteeringConfig) -> Any:
+    try:
+        from valueflow.judges import make_judge
+    except ImportError as exc:
+        raise ConfigError(f"cannot build judge {cfg.judge.spec!r}: the judges package is not "
+                          f"available ({exc})") from exc
+    return make_judge(cfg.judge.spec, **cfg.judge.options)
+
+
+def _is_direct(judge: Any) -> bool:
+    return callable(getattr(judge, "score", None)) and not callable(getattr(judge, "rank", None))
+
+
+def run_steering(
+    cfg: SteeringConfig,
+    workspace: Workspace,
+    *,
+    dry_run: bool = False,
+    progress: bool = True,
+    backends: dict[str, Backend] | None = None,
+    judge: Any = None,
+    echo: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or, with ``dry_run``, cost) a steering experiment.
+
+    Args:
+        cfg: The experiment.
+        workspace: Where answers, scores and the run spec are stored.
+        dry_run: Count calls and tokens without generating or scoring anything.
+        progress: Show progress bars (when stderr is a terminal).
+        backends: Backends by model label, overriding the specs (tests, custom backends).
+        judge: A judge object overriding ``cfg.judge.spec`` (a ``DirectScorer`` or a ranking
+            judge accepted by :func:`valueflow.evaluate.score_texts`).
+        echo: Where to write one-line progress messages.
+
+    Returns:
+        A summary: run id, per-model counts (trials, reused, generated, failed, refusals),
+        scores made and reused, and for a dry run the cost estimate.
+    """
+    say = echo or (lambda _m: None)
+    plan = plan_steering(cfg)
+    labels = cfg.labels()
+    store = SteerStore(workspace)
+    judge_name = cfg.judge.spec if judge is None else str(getattr(judge, "name", cfg.judge.spec))
+    plan.spec["judge"] = judge_name
+    run_id = plan.run_id
+    summary: dict[str, Any] = {"run_id": run_id, "dry_run": dry_run,
+                               "conditions": len(plan.conditions), "queries": len(plan.queries),
+                               "trials_per_model": len(plan.trials), "models": {}}
+    if not dry_run:
+        workspace.start_run(RUN_KIND, plan.spec, run_id=run_id)
+    status = "failed"
+    try:
+        per_model = _generate_all(plan, labels, store, workspace, run_id, backends, dry_run,
+                                  progress, say)
+        summary["models"] = per_model
+        summary["scores"] = _score_all(plan, store, workspace, run_id, judge, judge_name,
+                                       dry_run, progress, say)
+        status = "done" if not any(m.get("failed") for m in per_model.values()) else "partial"
+    finally:
+        if not dry_run:
+            workspace.finish_run(run_id, status)
+    summary["status"] = status if not dry_run else "dry-run"
+    return summary
+
+
+def _generate_all(plan: Plan, labels: list[str], store: SteerStore, workspace: Workspace,
+                  run_id: str, backends: dict[str, Backend] | None, dry_run: bool,
+                  progress: bool, say: Callable[[str], None]) -> dict[str, Any]:
+    from valueflow.llm import LLMClient
+
+    cfg = plan.config
+    out: dict[str, Any] = {}
+    for m, label in zip(cfg.models, labels, strict=True):
+        backend = (backends or {}).get(label) or _build_backend(m, cfg)
+        reqs = [_request(t, cfg) for t in plan.trials]
+        keys = [_gen_key(label, backend, r) for r in reqs]
+        have = store.existing_generations(keys)
+        todo = [i for i, k in enumerate(keys) if k not in have]
+        info: dict[str, Any] = {"trials": len(keys), "reused": len(keys) - len(todo)}
+        if dry_run:
+            client = LLMClient(backend, workspace)
+            info["estimate"] = client.estimate([reqs[i] for i in todo]).as_dict()
+            client.close()
+            out[label] = info
+            continue
+        store.link(have, run_id)
+        say(f"{label}: {len(todo)} answers to generate, {len(have)} already stored")
+        generated = failed = refusals = 0
+        errors: list[str] = []
+        with LLMClient(backend, workspace, run_id=run_id,
+                       max_concurrency=cfg.generation.max_concurrency) as client:
+            for start in range(0, len(todo), _CHUNK):
+                part = todo[start:start + _CHUNK]
+                results = client.generate_sync([reqs[i] for i in part], progress=progress)
+                rows = []
+                for i, res in zip(part, results, strict=True):
+                    if not res.ok:
+                        failed += 1
+                        errors.append(str(res.error))
+                        continue
+                    t = plan.trials[i]
+                    refused = is_refusal(res.text)
+                    refusals += refused
+                    rows.append({
+                        "gen_key": keys[i], "model": label, "regime": t.condition.regime,
+                        "condition": t.condition.id, "style": t.condition.style,
+                        "targets": t.condition.targets_json(), "query_id": t.query.id,
+                        "query_set": t.query.source, "category": t.query.category,
+                        "query": t.query.text, "sample": t.sample,
+                        "messages": json.dumps(list(t.messages), ensure_ascii=False),
+                        "response": res.text, "refusal": bool(refused),
+                        "finish_reason": res.finish_reason})
+                store.add_generations(rows, run_id)
+                generated += len(rows)
+                say(f"{label}: {len(have) + generated}/{len(keys)} answers stored")
+        info.update(generated=generated, failed=failed, refusals_new=refusals)
+        if errors:
+            info["first_error"] = errors[0]
+        out[label] = info
+    return out
+
+
+def _score_all(plan: Plan, store: SteerStore, workspace: Workspace, run_id: str, judge: Any,
+               judge_name: str, dry_run: bool, progress: bool, say: Callable[[str], None]
+               ) -> dict[str, Any]:
+    cfg = plan.config
+    if dry_run:
+        n_pairs = sum(len(plan.values_to_score(t.condition)) for t in plan.trials)
+        return {"judge": judge_name, "pairs_upper_bound_per_model": n_pairs}
+    gens = store.run_generations(run_id)
+    done = store.existing_scores(judge_name)
+    by_cond = {c.id: c for c in plan.conditions}
+    need: dict[str, list[tuple[str, str]]] = {}
+    reused = 0
+    for key, cond_id, text in zip(gens["gen_key"], gens["condition"], gens["response"],
+                                  strict=True):
+        if not str(text).strip():
+            continue  # empty answers are refusals; there is nothing to score
+        cond = by_cond.get(cond_id)
+        values = (plan.values_to_score(cond) if cond is not None
+                  else list(plan.experiment_values))
+        for v in values:
+            if (key, v) in done:
+                reused += 1
+            else:
+                need.setdefault(v, []).append((key, str(text)))
+    total = sum(len(x) for x in need.values())
+    info: dict[str, Any] = {"judge": judge_name, "reused": reused, "scored": 0}
+    if not total:
+        return info
+    if judge is None:
+        judge = _build_judge(cfg)
+    say(f"scoring {total} (answer, value) pairs with judge {judge_name}")
+    from valueflow.theories import resolve_value
+
+    for value, items in need.items():
+        node = resolve_value(value)
+        for start in range(0, len(items), 512):
+            part = items[start:start + 512]
+            scores = _score_texts([t for _, t in part], node, judge, cfg, workspace, progress)
+            store.add_scores([(k, value, judge_name, *s) for (k, _), s in
+                              zip(part, scores, strict=True)])
+            info["scored"] += len(part)
+    return info
+
+
+def _score_texts(texts: Sequence[str], node: Any, judge: Any, cfg: SteeringConfig,
+                 workspace: Workspace, progress: bool
+                 ) -> list[tuple[float, float, float, int, int]]:
+    """(intensity, low, high, n_windows, n_failures) per text."""
+    if _is_direct(judge):
+        import numpy as np
+
+        arr = np.asarray(judge.score(list(texts), node), dtype=float)
+        if arr.shape != (len(texts), 3):
+            raise ConfigError(f"judge {getattr(judge, 'name', judge)!r} returned shape "
+                              f"{arr.shape} for {len(texts)} texts; expected ({len(texts)}, 3)")
+        return [(float(a), float(b), float(c), 0, 0) for a, b, c in arr]
+    from valueflow.evaluate import score_texts
+    from valueflow.vidb import load_vidb
+
+    uniq = list(dict.fromkeys(texts))
+    kwargs: dict[str, Any] = {k: v for k, v in (("k", cfg.judge.k), ("m", cfg.judge.m),
+                                                ("design", cfg.judge.design)) if v is not None}
+    vidb: Any = cfg.judge.vidb
+    if vidb != "auto":
+        vidb = load_vidb(vidb, values=[node.id], workspace=workspace)
+    df = score_texts(uniq, [node.id], judge, vidb, workspace=workspace, progress=progress,
+                     **kwargs)
+    by_text = {str(r["text"]): r for r in df.to_dict("records")}
+    out = []
+    for t in texts:
+        r = by_text[t]
+        out.append((float(r["intensity"]), float(r["low"]), float(r["high"]),
+                    int(r.get("n_windows", 0) or 0), int(r.get("n_failures", 0) or 0)))
+    return out
+
+
+def load_results(workspace: Workspace, run_id: str | None = None) -> pd.DataFrame:
+    """The tidy results of a steering run: one row per (answer, scored value).
+
+    Columns: ``run_id, model, regime, condition, style, targets, n_targets, query_id,
+    category, sample, refusal, value, level`` (the value's target level in the condition;
+    NaN when the condition does not target it, e.g. the default), ``intensity, low, high``
+    (NaN where an answer was not scored, e.g. empty), ``response``.
+
+    Args:
+        run_id: The run (default: the most recent steering run).
+    """
+    import pandas as pd
+
+    from valueflow.errors import WorkspaceError
+
+    store = SteerStore(workspace)
+    runs = workspace.runs(RUN_KIND)
+    if runs.empty:
+        raise WorkspaceError(f"workspace {workspace.path} holds no steering run",
+                             hint="run `valueflow steer run CONFIG` first")
+    if run_id is None:
+        run_id = str(runs.iloc[0]["run_id"])
+    elif run_id not in set(runs["run_id"]):
+        from valueflow.errors import UnknownNameError, close_matches
+
+        near = close_matches(run_id, runs["run_id"])
+        raise UnknownNameError(f"no steering run {run_id!r} in {workspace.path}",
+                               hint=f"did you mean {near[0]}?" if near else
+                               f"runs: {', '.join(runs['run_id'][:5])}")
+    spec = json.loads(runs.set_index("run_id").loc[run_id, "spec"])
+    judge = spec.get("judge") or spec["config"]["judge"]["spec"]
+    all_values = list(spec["values"])
+    score_all = bool(spec["config"]["judge"].get("score_all_values"))
+    gens = store.run_generations(run_id)
+    scores = store.run_scores(run_id, judge)
+    rows = []
+    for g in gens.to_dict("records"):
+        targets = targets_of(g["targets"])
+        values = all_values if (g["regime"] == "default" or score_all) else list(targets)
+        for v in values:
+            rows.append({"run_id": run_id, "gen_key": g["gen_key"], "model": g["model"],
+                         "regime": g["regime"], "condition": g["condition"],
+                         "style": g["style"], "targets": g["targets"],
+                         "n_targets": len(targets), "query_id": g["query_id"],
+                         "category": g["category"], "sample": int(g["sample"]),
+                         "refusal": bool(g["refusal"]), "value": v,
+                         "level": float(targets[v]) if v in targets else float("nan"),
+                         "response": g["response"]})
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    sc = scores.drop_duplicates(["gen_key", "value"])[["gen_key", "value", "intensity", "low",
+                                                       "high"]]
+    df = df.merge(sc, on=["gen_key", "value"], how="left")
+    df.attrs["run_id"] = run_id
+    df.attrs["spec"] = spec
+    return df
