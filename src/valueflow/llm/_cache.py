@@ -9,10 +9,11 @@ Cache key
 
 Durability
     Results are written by one background thread that commits, in one transaction, every
-    result queued since its last commit (group commit). A call counts as *completed* once
-    its row is committed; a process killed with SIGKILL loses only results that had arrived
-    but were not yet committed (those of the last few milliseconds), and a restarted run
-    makes exactly those calls again. Ctrl-C, errors and normal returns flush the queue
+    result queued since its last commit (group commit, at most one commit per
+    ``CacheWriter.interval``, 50 ms by default, since each commit costs milliseconds of CPU
+    whatever its size). A call counts as *completed* once its row is committed; a process
+    killed with SIGKILL loses only results that had arrived but were not yet committed
+    (those of the last ~50 ms), and a restarted run makes exactly those calls again. Ctrl-C, errors and normal returns flush the queue
     first, so they lose nothing.
 """
 
@@ -22,6 +23,7 @@ import hashlib
 import json
 import queue
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -165,7 +167,23 @@ class LLMCache:
         return found
 
     def write(self, rows: Sequence[CacheRow], usage: Iterable[UsageDelta]) -> None:
-        """Commit ``rows`` and add ``usage`` to the totals, in one transaction."""
+        """Commit ``rows`` and add ``usage`` to the totals, in one transaction.
+
+        Rows whose key is already cached (another client in this process wrote it first)
+        are skipped.
+        """
+        import duckdb
+
+        usage = list(usage)
+        try:
+            self._write(rows, usage, skip_existing=False)
+        except duckdb.ConstraintException:
+            # A plain INSERT costs a fifth of an ON CONFLICT one, and conflicts are rare
+            # (keys were looked up first), so only a failed batch pays for the check.
+            self._write(rows, usage, skip_existing=True)
+
+    def _write(self, rows: Sequence[CacheRow], usage: Sequence[UsageDelta],
+               skip_existing: bool) -> None:
         import pyarrow as pa
 
         now = _now()
@@ -184,8 +202,8 @@ class LLMCache:
                 con.register("vf_new_rows", table)
                 try:
                     con.execute(f"INSERT INTO llm_cache ({', '.join(_CACHE_COLUMNS)}) "
-                                f"SELECT {', '.join(_CACHE_COLUMNS)} FROM vf_new_rows "
-                                "ON CONFLICT DO NOTHING")
+                                f"SELECT {', '.join(_CACHE_COLUMNS)} FROM vf_new_rows"
+                                + (" ON CONFLICT DO NOTHING" if skip_existing else ""))
                 finally:
                     con.unregister("vf_new_rows")
             for u in usage:
@@ -263,9 +281,11 @@ class CacheWriter:
     before it is committed and re-raises a write failure.
     """
 
-    def __init__(self, cache: LLMCache, max_batch: int = 5000) -> None:
+    def __init__(self, cache: LLMCache, max_batch: int = 5000, interval: float = 0.05
+                 ) -> None:
         self.cache = cache
         self.max_batch = max_batch
+        self.interval = interval
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self.commits = 0
@@ -278,14 +298,25 @@ class CacheWriter:
         """Queue a result (``None`` for a failure or a hit: usage only)."""
         self._q.put((row, usage))
 
+    def _collect(self, last_commit: float) -> list[Any]:
+        """Wait for work, then gather more until ``interval`` has passed since the last
+        commit (each commit costs milliseconds of CPU whatever its size), a flush is
+        asked for, or ``max_batch`` items are queued."""
+        items = [self._q.get()]
+        deadline = last_commit + self.interval
+        while len(items) < self.max_batch and not isinstance(items[-1], _Flush) \
+                and items[-1] is not _STOP:
+            wait = deadline - time.monotonic()
+            try:
+                items.append(self._q.get(timeout=wait) if wait > 0 else self._q.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
     def _loop(self) -> None:
+        last_commit = 0.0
         while True:
-            items = [self._q.get()]
-            while len(items) < self.max_batch:
-                try:
-                    items.append(self._q.get_nowait())
-                except queue.Empty:
-                    break
+            items = self._collect(last_commit)
             rows: list[CacheRow] = []
             usage: dict[tuple[str, str], UsageDelta] = {}
             flushes, stop = [], False
@@ -301,6 +332,7 @@ class CacheWriter:
                     acc = usage.setdefault((u.backend, u.model), UsageDelta(u.backend, u.model))
                     acc.add(u)
             if rows or usage:
+                last_commit = time.monotonic()
                 try:
                     self.cache.write(rows, usage.values())
                     self.commits += 1

@@ -165,7 +165,10 @@ class LLMClient:
         n_workers = max(1, min(math.ceil(self.max_concurrency / chunk),
                                math.ceil(len(todo) / chunk)))
 
+        wrote = False
+
         def record(key: str, res: ChatResult) -> None:
+            nonlocal wrote
             for i in slots[key]:
                 results[i] = res
             delta = UsageDelta(backend.kind, backend.model, calls=res.attempts,
@@ -177,6 +180,7 @@ class LLMClient:
                 row = CacheRow(key, backend.kind, backend.model, ident,
                                req_json[slots[key][0]], res, self.run_id)
                 writer.put(row if self.use_cache else None, delta)
+                wrote = True
             else:
                 delta.failures = 1
                 state.consecutive_failures += 1
@@ -211,8 +215,10 @@ class LLMClient:
         finally:
             bar.close()
             # Synchronous on purpose: it must also finish while the task is being
-            # cancelled (Ctrl-C); it takes milliseconds.
-            writer.flush()
+            # cancelled (Ctrl-C); it takes milliseconds. Hits and failures add only usage
+            # counts, which the writer commits in its own time.
+            if wrote:
+                writer.flush()
         return [r if r is not None else ChatResult.failure("not run") for r in results]
 
     def generate_sync(self, requests: Sequence[ChatRequest], progress: bool = True

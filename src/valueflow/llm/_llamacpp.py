@@ -98,6 +98,7 @@ class LlamaCppBackend(Backend):
         # One context serves one request at a time; more in flight would only queue.
         self.max_concurrency = max(1, max_concurrency)
         self.batch_size = 1
+        self.supports_json_schema = True
         self._llm: Any = None
         self._system_ok: bool | None = None
         self._load_lock = threading.Lock()

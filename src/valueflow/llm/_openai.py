@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from valueflow.errors import BackendError, ConfigError
+from valueflow.llm._http import TransportFailure, TransportTimeout, make_transport
 from valueflow.llm._messages import merge_system
 from valueflow.llm._retry import RETRY_STATUS, RetryPolicy, parse_retry_after
 from valueflow.llm._types import Backend, ChatRequest, ChatResult, Usage
@@ -122,6 +123,7 @@ class OpenAIBackend(Backend):
             rejects a system role.
         cooldown_s: How long an endpoint rests after ``failures_before_rest`` failures in a row.
         failures_before_rest: Consecutive failures that rest an endpoint (with several endpoints).
+        transport: HTTP client: ``"aiohttp"``, ``"httpx"`` or ``"auto"`` (aiohttp if installed).
     """
 
     kind = "openai"
@@ -144,12 +146,8 @@ class OpenAIBackend(Backend):
         merge_system: bool = False,
         cooldown_s: float = 30.0,
         failures_before_rest: int = 3,
+        transport: str = "auto",
     ) -> None:
-        try:
-            import httpx  # noqa: F401
-        except ImportError as exc:  # pragma: no cover - httpx is a core dependency
-            raise BackendError("the openai backend needs httpx",
-                               hint="pip install httpx") from exc
         if not model:
             raise ConfigError("the openai backend needs a model name",
                               hint="e.g. openai/gpt-4o-mini or openai/meta-llama/Llama-3.1-8B")
@@ -171,6 +169,7 @@ class OpenAIBackend(Backend):
         self.retry = retry or RetryPolicy(max_retries=max_retries)
         self.cache_namespace = cache_namespace
         self.structured_output = structured_output
+        self.supports_json_schema = structured_output != "none"
         self.strict_schema = strict_schema
         self.max_tokens_field = max_tokens_field
         self.extra_body = dict(extra_body or {})
@@ -181,7 +180,8 @@ class OpenAIBackend(Backend):
         self._rng = random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: Any = None
-        self._sem: asyncio.Semaphore | None = None
+        self._slots: asyncio.Queue[int] | None = None
+        self.transport = transport
 
     # -- identity ---------------------------------------------------------------------
     @property
@@ -204,29 +204,25 @@ class OpenAIBackend(Backend):
         return ident
 
     # -- plumbing ---------------------------------------------------------------------
-    def _ensure_client(self) -> tuple[Any, asyncio.Semaphore]:
-        # httpx pools and asyncio semaphores belong to one event loop; run_sync may run
-        # several loops in turn, so rebuild them when the loop changes.
-        import httpx
-
+    def _ensure_client(self) -> tuple[Any, asyncio.Queue[int]]:
+        # Connection pools and queues belong to one event loop; run_sync may run several
+        # loops in turn, so rebuild them when the loop changes.
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop or self._sem is None:
-            limits = httpx.Limits(max_connections=self.max_concurrency + 4,
-                                  max_keepalive_connections=self.max_concurrency + 4,
-                                  keepalive_expiry=60.0)
-            self._client = httpx.AsyncClient(
-                limits=limits,
-                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 15.0)),
-            )
-            self._sem = asyncio.Semaphore(self.max_concurrency)
+        if self._client is None or self._loop is not loop or self._slots is None:
+            self._client = make_transport(self.transport, self.max_concurrency, self.timeout)
+            # A slot per request in flight: bounds concurrency like a semaphore and tells
+            # the transport which connection pool to use.
+            self._slots = asyncio.Queue()
+            for i in range(self.max_concurrency):
+                self._slots.put_nowait(i)
             self._loop = loop
-        return self._client, self._sem
+        return self._client, self._slots
 
     async def aclose(self) -> None:
         if self._client is not None and self._loop is asyncio.get_running_loop():
             await self._client.aclose()
         self._client = None
-        self._sem = None
+        self._slots = None
 
     def _mask(self, text: str) -> str:
         key = os.environ.get(self.api_key_env)
@@ -284,31 +280,29 @@ class OpenAIBackend(Backend):
         return body
 
     # -- calls ------------------------------------------------------------------------
-    async def _post(self, client: Any, ep: _Endpoint, body: dict[str, Any]) -> dict[str, Any]:
-        import httpx
-
+    async def _post(self, client: Any, slot: int, ep: _Endpoint, body: dict[str, Any]
+                    ) -> dict[str, Any]:
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(self.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
         try:
-            resp = await client.post(f"{ep.url}/chat/completions", content=json.dumps(body),
-                                     headers=headers)
-        except httpx.TimeoutException as exc:
-            raise _Transient(f"timed out after {self.timeout:g}s ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise _Transient(f"connection failed ({type(exc).__name__}: "
-                             f"{self._mask(str(exc)) or 'dropped'})") from None
-        status = resp.status_code
+            status, resp_headers, raw = await client.post(
+                slot, f"{ep.url}/chat/completions", json.dumps(body).encode(), headers)
+        except TransportTimeout as exc:
+            raise _Transient(f"timed out after {self.timeout:g}s ({exc})") from None
+        except TransportFailure as exc:
+            raise _Transient(f"connection failed ({self._mask(str(exc)) or 'dropped'})"
+                             ) from None
         if status == 200:
             try:
-                return dict(resp.json())
-            except ValueError:
+                return dict(json.loads(raw))
+            except (ValueError, TypeError):
                 raise _Transient("the server sent a malformed JSON body") from None
-        detail = self._mask(resp.text[:300].strip())
+        detail = self._mask(raw[:300].decode("utf-8", "replace").strip())
         if status in RETRY_STATUS:
             raise _Transient(f"HTTP {status}: {detail}",
-                             parse_retry_after(resp.headers.get("retry-after")))
+                             parse_retry_after(resp_headers.get("retry-after")))
         if status in (401, 403):
             raise BackendError(
                 f"{ep.label} refused the credentials (HTTP {status}): {detail}",
@@ -326,18 +320,19 @@ class OpenAIBackend(Backend):
         raise _Rejected(f"HTTP {status}: {detail}")
 
     async def _one(self, request: ChatRequest) -> ChatResult:
-        client, sem = self._ensure_client()
+        client, slots = self._ensure_client()
         body = self._body(request)
         last: _Endpoint | None = None
         attempts = 0
-        async with sem:
+        slot = await slots.get()
+        try:
             while True:
                 attempts += 1
                 ep = self._pick(last)
                 ep.in_flight += 1
                 t0 = time.perf_counter()
                 try:
-                    data = await self._post(client, ep, body)
+                    data = await self._post(client, slot, ep, body)
                     ep.failures = 0
                     ep.served += 1
                     return _parse(data, attempts, time.perf_counter() - t0)
@@ -361,6 +356,8 @@ class OpenAIBackend(Backend):
                 finally:
                     ep.in_flight -= 1
                 await asyncio.sleep(wait)
+        finally:
+            slots.put_nowait(slot)
 
     async def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
         if not requests:

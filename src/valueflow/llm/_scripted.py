@@ -31,6 +31,7 @@ class ScriptedBackend(Backend):
         latency: Seconds each request takes (to exercise concurrency).
         max_concurrency: Requests in flight at once.
         batch_size: Requests per ``generate`` call the client should send.
+        supports_json_schema: What the script claims about structured output.
     """
 
     kind = "scripted"
@@ -44,6 +45,7 @@ class ScriptedBackend(Backend):
         latency: float = 0.0,
         max_concurrency: int = 8,
         batch_size: int = 1,
+        supports_json_schema: bool = False,
     ) -> None:
         if (outputs is None) == (fn is None):
             raise ConfigError("the scripted backend needs exactly one of outputs= or fn=",
@@ -56,6 +58,7 @@ class ScriptedBackend(Backend):
         self.latency = float(latency)
         self.max_concurrency = max_concurrency
         self.batch_size = batch_size
+        self.supports_json_schema = supports_json_schema
         self.requests: list[ChatRequest] = []
         """Every request received, in arrival order."""
 

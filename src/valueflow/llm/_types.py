@@ -200,6 +200,8 @@ class Backend(ABC):
     model: str = ""
     max_concurrency: int = 1
     batch_size: int = 1
+    supports_json_schema: bool = False
+    """Whether ``ChatRequest.json_schema`` constrains the output."""
 
     @property
     def spec(self) -> str:

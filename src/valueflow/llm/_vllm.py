@@ -39,6 +39,7 @@ class VLLMBackend(Backend):
         self.batch_size = max(1, batch_size)
         self.max_concurrency = self.batch_size
         self.engine_kwargs = engine_kwargs
+        self.supports_json_schema = True
         self._llm: Any = None
         self._lock = threading.Lock()
 
