@@ -146,7 +146,7 @@ def _check_truth(truth: Any, per_value: dict[str, list[str]]) -> None:
               help="File of texts known to be neutral (replaces the built-in anchors).")
 @click.option("--references", "ref_file", type=click.Path(dir_okay=False), default=None,
               help="text,intensity[,value] items of known intensity that set the scale.")
-@click.option("--disagree-z", type=float, default=3.5, show_default=True,
+@click.option("--disagree-z", type=float, default=3.0, show_default=True,
               help="Flag judges_disagree above this z-score between judges.")
 @click.option("--categorize", is_flag=True, help="Categorise texts with a panel first.")
 @click.option("--panel", "panel_specs", multiple=True, help="Panel member (repeatable).")

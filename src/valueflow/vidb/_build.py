@@ -77,7 +77,7 @@ class BuildConfig(BaseModel):
     """Quantile of the distances from neutral that maps to ±10."""
     prior_var: float = Field(default=10.0, gt=0)
     """Variance of the Gaussian prior on Plackett–Luce utilities."""
-    disagree_z: float = Field(default=3.5, gt=0)
+    disagree_z: float = Field(default=3.0, gt=0)
     """Flag ``judges_disagree`` above this pairwise z-score between judges."""
     min_windows: int | None = Field(default=None, ge=1)
     """Flag ``few_comparisons`` below this many ranked windows (default: ``ceil(r / 2)``)."""
@@ -482,7 +482,8 @@ async def build_vidb_async(
                                          seed=_value_seed(cfg.seed + 1, b.value.id))
                 start = len(b.windows)
                 b.windows = np.concatenate([b.windows, extra.reshape(-1, b.windows.shape[1])])
-                b.judge_of += [list(range(len(judges)))] * len(extra)
+                b.judge_of += [list(range(len(judges))) if cfg.assign == "all"
+                               else [w % len(judges)] for w in range(start, len(b.windows))]
                 await _rank_round(b, judges, range(start, len(b.windows)), cfg, progress)
             out, diag = _finish_value(b, judges, cfg, categories.get(b.value.id), meta,
                                       reports[b.value.id])

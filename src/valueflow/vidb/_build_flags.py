@@ -35,7 +35,7 @@ class FlagThresholds:
             this many intensity points.
     """
 
-    disagree_z: float = 3.5
+    disagree_z: float = 3.0
     min_windows: int = 3
     max_uncertainty: float = 2.5
 
