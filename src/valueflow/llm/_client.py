@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from valueflow.errors import BackendError, ConfigError
 from valueflow.llm._cache import CacheRow, CacheWriter, LLMCache, UsageDelta
+from valueflow.llm._http import close_loop_transports
 from valueflow.llm._registry import get_backend
 from valueflow.llm._types import Backend, ChatRequest, ChatResult
 from valueflow.workspace import Workspace
@@ -23,13 +24,23 @@ T = TypeVar("T")
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine from synchronous code, also where an event loop already runs
-    (a notebook), in which case it runs on a fresh loop in a worker thread."""
+    (a notebook), in which case it runs on a fresh loop in a worker thread.
+
+    Connection pools opened on the loop are closed before it ends.
+    """
+
+    async def main() -> T:
+        try:
+            return await coro
+        finally:
+            await close_loop_transports()
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        return asyncio.run(main())
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+        return pool.submit(asyncio.run, main()).result()
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import weakref
 from typing import Any, Protocol
 
 from valueflow.errors import ConfigError
 
-__all__ = ["Transport", "TransportFailure", "TransportTimeout", "make_transport"]
+__all__ = ["Transport", "TransportFailure", "TransportTimeout", "close_loop_transports",
+           "make_transport"]
 
 _POOL_SIZE = 8
+_OPEN: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+async def close_loop_transports() -> None:
+    """Close every transport opened on the running loop (before the loop ends)."""
+    loop = asyncio.get_running_loop()
+    for t in [t for t in list(_OPEN) if t.loop is loop]:
+        await t.aclose()
 
 
 class TransportTimeout(Exception):
@@ -41,6 +51,8 @@ class _AiohttpTransport:
     def __init__(self, concurrency: int, timeout: float) -> None:
         import aiohttp
 
+        self.loop = asyncio.get_running_loop()
+        _OPEN.add(self)
         self._aiohttp = aiohttp
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=concurrency + 4, limit_per_host=0,
@@ -61,6 +73,7 @@ class _AiohttpTransport:
             raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
 
     async def aclose(self) -> None:
+        _OPEN.discard(self)
         await self._session.close()
 
 
@@ -68,6 +81,8 @@ class _HttpxTransport:
     def __init__(self, concurrency: int, timeout: float) -> None:
         import httpx
 
+        self.loop = asyncio.get_running_loop()
+        _OPEN.add(self)
         self._httpx = httpx
         n_pools = max(1, -(-concurrency // _POOL_SIZE))
         per_pool = -(-concurrency // n_pools)
@@ -89,6 +104,7 @@ class _HttpxTransport:
         return resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, resp.content
 
     async def aclose(self) -> None:
+        _OPEN.discard(self)
         await asyncio.gather(*(p.aclose() for p in self._pools))
 
 

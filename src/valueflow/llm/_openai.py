@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from valueflow.errors import BackendError, ConfigError
+from valueflow.llm._http import _OPEN as _OPEN_TRANSPORTS
 from valueflow.llm._http import TransportFailure, TransportTimeout, make_transport
 from valueflow.llm._messages import merge_system
 from valueflow.llm._retry import RETRY_STATUS, RetryPolicy, parse_retry_after
@@ -208,7 +209,8 @@ class OpenAIBackend(Backend):
         # Connection pools and queues belong to one event loop; run_sync may run several
         # loops in turn, so rebuild them when the loop changes.
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop or self._slots is None:
+        if (self._client is None or self._loop is not loop or self._slots is None
+                or self._client not in _open_transports()):
             self._client = make_transport(self.transport, self.max_concurrency, self.timeout)
             # A slot per request in flight: bounds concurrency like a semaphore and tells
             # the transport which connection pool to use.
@@ -370,6 +372,10 @@ class OpenAIBackend(Backend):
         except* BackendError as group:
             raise group.exceptions[0] from None
         return [t.result() for t in tasks]
+
+
+def _open_transports() -> Any:
+    return _OPEN_TRANSPORTS
 
 
 class _SystemRoleRejected(_Rejected):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import random
 import threading
@@ -44,6 +45,7 @@ class Fault:
         retry_after: ``Retry-After`` header (seconds) sent with a status fault.
         times: How many requests it hits (then it is used up).
         match: Only requests whose last user message contains this text (``None``: any).
+        message: Error text sent with a status fault.
     """
 
     kind: str = "status"
@@ -52,6 +54,7 @@ class Fault:
     retry_after: float | None = None
     times: int = 1
     match: str | None = None
+    message: str | None = None
 
 
 @dataclass
@@ -116,6 +119,7 @@ class FakeOpenAIServer:
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     # -- control ----------------------------------------------------------------------
     @property
@@ -126,7 +130,7 @@ class FakeOpenAIServer:
     def add_fault(self, fault: Fault | None = None, **kwargs: Any) -> None:
         """Inject a fault (a :class:`Fault` or its fields as keywords)."""
         with self._lock:
-            self._faults.append(fault or Fault(**kwargs))
+            self._faults.append(dataclasses.replace(fault) if fault else Fault(**kwargs))
 
     def reset(self) -> None:
         """Forget recorded requests, counts and pending faults."""
@@ -146,11 +150,24 @@ class FakeOpenAIServer:
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        """Close the listening socket and every open connection, then the thread."""
+        loop = self._loop
+        if loop is not None and self._server is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(10)
+            loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
-            self._thread.join(5)
+            self._thread.join(10)
+        self._server = None
+
+    async def _shutdown(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for w in list(self._writers):
+            w.transport.abort()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def __enter__(self) -> FakeOpenAIServer:
         return self.start()
@@ -183,6 +200,7 @@ class FakeOpenAIServer:
         return None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             while True:
                 try:
@@ -196,9 +214,10 @@ class FakeOpenAIServer:
                 body_bytes = await reader.readexactly(int(headers.get("content-length", 0)))
                 if not await self._respond(method, path, headers, body_bytes, writer):
                     return
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             return
         finally:
+            self._writers.discard(writer)
             writer.close()
 
     async def _respond(self, method: str, path: str, headers: dict[str, str], raw: bytes,
@@ -238,8 +257,8 @@ class FakeOpenAIServer:
                 else:
                     extra = ({"Retry-After": f"{fault.retry_after:g}"}
                              if fault.retry_after is not None else {})
-                    await self._send(writer, fault.status,
-                                     {"error": {"message": f"injected {fault.status}"}}, extra)
+                    msg = fault.message or f"injected {fault.status}"
+                    await self._send(writer, fault.status, {"error": {"message": msg}}, extra)
                     return True
             await self._send(writer, 200, self._completion(body, prompt))
             with self._lock:
