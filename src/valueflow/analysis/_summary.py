@@ -155,7 +155,7 @@ def findings(a: SteeringAnalysis) -> list[str]:
         text = (f"{m}: pair {_short(va)} + {_short(vb)} — {row['additive']} additive, "
                 f"{row['compete']} competing, {row['partial']} partial, {row['neither']} with "
                 f"no effect, out of {row['n_conditions']} level combinations")
-        if row["usual_winner"]:
+        if isinstance(row["usual_winner"], str) and row["usual_winner"]:
             text += f"; when they competed, {_short(row['usual_winner'])} usually won"
         out.append(text + ".")
     lrows: Any = a.latin_summary.to_dict("records")
