@@ -35,11 +35,14 @@ def load_local_scorer(path: str | None = None) -> Any:
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
+        missing_dep = isinstance(exc, ImportError) and not str(getattr(exc, "name", "")
+                                                               ).startswith("valueflow")
         raise ConfigError(
             f"the local intensity scorer is not available ({LOCAL_SCORER_FACTORY} cannot be "
             f"loaded: {exc})",
-            hint="install the embed extra (pip install 'valueflow[embed]'), or choose another "
-            "judge: " + "; ".join(_OTHER_JUDGES),
+            hint=("install the embed extra (pip install 'valueflow[embed]'), or choose "
+                  if missing_dep else "this installation does not include it yet; choose ")
+            + "another judge with --judge: " + "; ".join(_OTHER_JUDGES),
         ) from exc
     return factory(path) if path else factory()
 

@@ -1,0 +1,192 @@
+"""``valueflow score``: calibrated value intensities of texts, against VIDB anchors."""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from valueflow.cli._common import echo_json, json_option, open_cli_workspace
+
+EXAMPLE = ("data", "examples", "responses.csv")
+"""The example responses shipped with the package (``--example``)."""
+
+
+def example_path() -> Path:
+    """Path of the bundled example file of assistant responses."""
+    return Path(str(resources.files("valueflow").joinpath(*EXAMPLE)))
+
+
+def load_truth(path: str) -> dict[str, float]:
+    """A simulated judge's latent intensities: a table with ``text`` and ``intensity``."""
+    import numpy as np
+
+    from valueflow.errors import DataError
+    from valueflow.tables import read_table, require_columns
+
+    df = read_table(path)
+    require_columns(df, ["text", "intensity"], source=f"--sim-truth {path}")
+    vals = np.asarray(df["intensity"], dtype=float)
+    if not np.isfinite(vals).all():
+        raise DataError(f"--sim-truth {path} has missing or non-numeric intensities")
+    truth: dict[str, float] = {}
+    for t, v in zip(df["text"].astype(str), vals, strict=True):
+        if t in truth and truth[t] != v:
+            raise DataError(f"--sim-truth {path} gives the text {t[:50]!r} two intensities")
+        truth[t] = float(v)
+    return truth
+
+
+@click.command()
+@click.argument("input_path", metavar="INPUT", required=False,
+                type=click.Path(dir_okay=False))
+@click.option("--value", "values", multiple=True,
+              help="Value to score every text against (any spelling); repeatable.")
+@click.option("--value-column", default=None,
+              help="Score each row against the value named in this column instead.")
+@click.option("--judge", default="local", show_default=True,
+              help="local (embedded scorer), sim (simulated), or an LLM spec such as "
+              "openai/<model>, llamacpp/<path.gguf>, vllm/<model>.")
+@click.option("--vidb", "vidb_source", default="auto", show_default=True,
+              help="auto (workspace VIDB where it has anchors for a value, else the bundled "
+              "seed), seed, workspace, or a file with text, value, intensity.")
+@click.option("--intensity-column", default=None, help="Intensity column of a --vidb file.")
+@click.option("--text-column", default="text", show_default=True, help="Text column of INPUT.")
+@click.option("--k", "k", type=int, default=6, show_default=True,
+              help="Window size: the text plus k-1 anchors.")
+@click.option("--m", "m", type=int, default=3, show_default=True, help="Windows per text.")
+@click.option("--design", type=click.Choice(["adaptive", "bucket", "random"]),
+              default="adaptive", show_default=True, help="How anchors are chosen.")
+@click.option("--method", type=click.Choice(["ranking", "rating"]), default="ranking",
+              show_default=True, help="Rank among anchors, or the rating baseline.")
+@click.option("--estimator", type=click.Choice(["bayes", "reference"]), default="bayes",
+              show_default=True,
+              help="bayes: anchored Plackett-Luce with estimated judge noise and 90% interval; "
+              "reference: the paper's reference method (for comparison).")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Write the scores here (CSV, JSONL or Parquet); default: print them.")
+@click.option("--example", is_flag=True, help="Score the example responses shipped with "
+              "ValueFlow (INPUT is then optional).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of window choice and display order.")
+@click.option("--sim-truth", type=click.Path(dir_okay=False), default=None,
+              help="--judge sim: table of text,intensity covering the texts and the anchors.")
+@click.option("--sim-beta", type=float, default=1.0, show_default=True,
+              help="--judge sim: judge sharpness.")
+@click.option("--sim-seed", type=int, default=0, show_default=True,
+              help="--judge sim: noise seed.")
+@click.option("--base-url", multiple=True, help="Server URL for an openai/ judge; repeatable.")
+@click.option("--max-concurrency", type=int, default=None, help="Judge calls in flight.")
+@click.option("--paraphrase", type=int, default=0, show_default=True,
+              help="Which wording of the judge prompt to use.")
+@click.option("--no-cache", is_flag=True, help="Do not reuse or store judge answers.")
+@click.option("--dry-run", is_flag=True, help="Print the judge calls and tokens, then stop.")
+@click.option("--run-id", default=None, help="Name (or resume) the run in the workspace.")
+@click.option("--no-progress", is_flag=True, help="No progress display.")
+@json_option
+def score(input_path: str | None, values: tuple[str, ...], value_column: str | None,
+          judge: str, vidb_source: str, intensity_column: str | None, text_column: str,
+          k: int, m: int, design: str, method: str, estimator: str, out: str | None,
+          example: bool, seed: int, sim_truth: str | None, sim_beta: float, sim_seed: int,
+          base_url: tuple[str, ...], max_concurrency: int | None, paraphrase: int,
+          no_cache: bool, dry_run: bool, run_id: str | None, no_progress: bool,
+          as_json: bool) -> None:
+    """Score how strongly each text in INPUT expresses a value, from -10 to 10.
+
+    INPUT is a CSV, JSONL or Parquet file with a `text` column; its other columns are
+    carried to the output. The output adds value, intensity, low and high (a 90% interval),
+    n_windows and n_failures. Judge answers are cached in the workspace: an interrupted
+    run resumes where it stopped when the same command is run again.
+
+    Example: valueflow score --example --value benevolence
+    """
+    from valueflow.errors import ConfigError
+    from valueflow.evaluate import estimate_score_cost, prepare_score, run_score
+    from valueflow.tables import read_table, write_table
+
+    if example and input_path:
+        raise ConfigError("give INPUT or --example, not both")
+    if not example and not input_path:
+        raise ConfigError("no INPUT file", hint="valueflow score FILE --value V, or try "
+                          "valueflow score --example --value benevolence")
+    if values and value_column:
+        raise ConfigError("give --value or --value-column, not both")
+    if not values and not value_column:
+        raise ConfigError("no value to score", hint="--value benevolence (repeatable), or "
+                          "--value-column COLUMN to read each row's value")
+    if out is not None:
+        from valueflow.tables import table_format
+
+        table_format(out)  # a bad extension fails now, not after the judge calls
+    frame = read_table(example_path() if example else str(input_path))
+    if sim_truth is not None and judge != "sim":
+        raise ConfigError("--sim-truth is only used with --judge sim")
+    judge_options: dict[str, Any] = {"cache": not no_cache, "paraphrase": paraphrase}
+    if judge == "sim":
+        if sim_truth is None:
+            raise ConfigError("--judge sim needs --sim-truth FILE (text,intensity of every "
+                              "scored text and anchor)")
+        judge_options = {"truth": load_truth(sim_truth), "beta": sim_beta, "seed": sim_seed}
+    elif judge != "local":
+        if base_url:
+            judge_options["backend_options"] = {"base_url": list(base_url)}
+        if max_concurrency:
+            judge_options["max_concurrency"] = max_concurrency
+    else:
+        judge_options = {}
+    progress = not no_progress and sys.stderr.isatty()
+    with open_cli_workspace() as ws:
+        job = prepare_score(frame, list(values) or None, judge, vidb_source, k=k, m=m,
+                            design=design,  # type: ignore[arg-type]
+                            method=method,  # type: ignore[arg-type]
+                            estimator=estimator,  # type: ignore[arg-type]
+                            value_column=value_column, text_column=text_column,
+                            intensity_column=intensity_column, workspace=ws, seed=seed,
+                            judge_options=judge_options)
+        for vid, pool in job.pools.items():
+            click.echo(f"{vid}: {len(pool)} anchors from the {pool.source} VIDB", err=True)
+        if dry_run:
+            cost = estimate_score_cost(job)
+            if as_json:
+                echo_json(cost)
+            else:
+                approx = "" if cost["exact"] else " (adaptive: estimated with strata windows)"
+                click.echo(f"{cost['judge']}: {cost['windows']} windows, {cost['calls']} judge "
+                           f"calls to make ({cost['cached']} cached), about "
+                           f"{cost['prompt_tokens']} prompt tokens and at most "
+                           f"{cost['max_completion_tokens']} completion tokens{approx}; corrective "
+                           "re-asks not counted")
+            return
+        result = run_score(job, workspace=ws, progress=progress, run_id=run_id)
+    failures = int(result["n_failures"].sum())
+    if failures:
+        click.echo(f"{failures} judge window(s) failed (see n_failures); texts without any "
+                   "successful window have no intensity", err=True)
+    if out is not None:
+        write_table(result, out)
+        click.echo(f"wrote {len(result)} scores to {out} (run {result.attrs.get('run_id')})",
+                   err=True)
+    elif as_json:
+        echo_json(result.to_dict(orient="records"))
+    else:
+        _print_table(result)
+
+
+def _print_table(df: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    for col in ("text", "value", "intensity", "low", "high", "n_windows", "n_failures"):
+        table.add_column(col, overflow="fold", max_width=60 if col == "text" else None,
+                         justify="left" if col in ("text", "value") else "right")
+    for row in df.itertuples(index=False):
+        text = str(row.text)
+        table.add_row(text if len(text) <= 80 else text[:77] + "...", str(row.value),
+                      *(f"{x:+.2f}" if x == x else "-" for x in (row.intensity, row.low,
+                                                                 row.high)),
+                      str(row.n_windows), str(row.n_failures))
+    Console().print(table)
