@@ -54,7 +54,7 @@ class LazyGroup(click.Group):
         rows: list[tuple[str, str]] = []
 
         def walk(cmd: click.Command, name: str, depth: int) -> None:
-            rows.append(("  " * depth + name, cmd.get_short_help_str(limit=70)))
+            rows.append(("  " * depth + name, cmd.get_short_help_str(limit=110)))
             if isinstance(cmd, click.Group):
                 sub_ctx = click.Context(cmd, info_name=name, parent=ctx)
                 for sub in cmd.list_commands(sub_ctx):
