@@ -149,10 +149,12 @@ def shuffle_window(
 class AdaptiveDesigner:
     """Choose each item's next window around its current posterior.
 
-    For each item, candidate windows place the ``k - 1`` anchors at the quantiles
-    ``(j - 0.5) / (k - 1)`` of the item's posterior widened by judge noise of scale
-    ``spread / β`` (one candidate per entry of ``spreads``); the candidate with the smallest
-    expected posterior variance, estimated by simulating ``n_sim`` judge answers, is used.
+    For each item, the ``k - 1`` anchors sit at the quantiles ``(j - 0.5) / (k - 1)`` of the
+    item's current posterior widened by logistic judge noise of scale ``spread / β``. With
+    several ``spreads`` one candidate window is built per spread and the one with the
+    smallest expected posterior variance (simulating ``n_sim`` judge answers) is used. In our
+    simulations (k = 6, β in {0.3, 1}) the result was flat in the spread (±2 % RMSE between
+    0 and 2) and choosing by simulation gained nothing, so the default is one spread, 0.5.
     Each target is filled with one of the ``n_near`` anchors closest to it, at random, so
     that repeated windows do not reuse the same anchors.
 
@@ -170,7 +172,7 @@ class AdaptiveDesigner:
         anchor_intensities: Sequence[float] | Array,
         k: int,
         *,
-        spreads: Sequence[float] = (0.5, 1.0, 2.0),
+        spreads: Sequence[float] = (0.5,),
         n_sim: int = 16,
         n_near: int = 3,
         seed: int | None = 0,
