@@ -20,17 +20,24 @@ from valueflow.evaluate._score import (
     run_score,
     score_texts,
 )
+from valueflow.evaluate._stability import METRICS, PAPER_TABLE, stability_metrics
 from valueflow.evaluate._store import load_scores, save_scores
+from valueflow.evaluate._study import plot_judge_stability, study_judges
 
 __all__ = [
+    "METRICS",
     "OUTPUT_COLUMNS",
+    "PAPER_TABLE",
     "AnchorPool",
     "ScoreJob",
     "anchor_pools",
     "estimate_score_cost",
     "load_scores",
+    "plot_judge_stability",
     "prepare_score",
     "run_score",
     "save_scores",
     "score_texts",
+    "stability_metrics",
+    "study_judges",
 ]

@@ -1,0 +1,91 @@
+"""``valueflow study``: studies of judges and methods."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from valueflow.cli._common import echo_json, json_option, open_cli_workspace
+
+
+@click.group()
+def study() -> None:
+    """Studies of judges and methods."""
+
+
+@study.command("judges")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
+              help="Texts with reference intensities: text, value, intensity.")
+@click.option("--judge", "judges", multiple=True, required=True,
+              help="Judge spec (an LLM such as openai/<model>, or sim/<beta>); repeatable.")
+@click.option("--paraphrases", type=int, default=3, show_default=True,
+              help="Wordings of each prompt to try.")
+@click.option("--vidb", "vidb_source", default="auto", show_default=True,
+              help="Anchors for the ranking method: auto, seed, workspace or a file.")
+@click.option("--k", "k", type=int, default=6, show_default=True, help="Window size.")
+@click.option("--m", "m", type=int, default=3, show_default=True, help="Windows per text.")
+@click.option("--design", type=click.Choice(["adaptive", "bucket", "random"]),
+              default="adaptive", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="judge-study",
+              show_default=True, help="Folder for scores.csv, metrics.csv and the plot.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--sim-truth", type=click.Path(dir_okay=False), default=None,
+              help="Latent intensities for sim judges (default: the references and anchors).")
+@click.option("--sim-noise", type=float, default=2.0, show_default=True,
+              help="Rating noise of sim judges.")
+@click.option("--base-url", multiple=True, help="Server URL for openai/ judges; repeatable.")
+@click.option("--no-progress", is_flag=True)
+@json_option
+def judges_(data_path: str, judges: tuple[str, ...], paraphrases: int, vidb_source: str,
+            k: int, m: int, design: str, out_dir: str, seed: int, sim_truth: str | None,
+            sim_noise: float, base_url: tuple[str, ...], no_progress: bool,
+            as_json: bool) -> None:
+    """Judge stability of ranking vs rating: variance and range across judges, sign flips,
+    change under prompt paraphrase, sign and pairwise accuracy against the reference.
+    """
+    from valueflow.evaluate import plot_judge_stability, study_judges
+    from valueflow.evaluate._stability import METRICS, PAPER_TABLE
+    from valueflow.tables import read_table, write_table
+
+    data = read_table(data_path)
+    truth = None
+    if sim_truth is not None:
+        from valueflow.cli._score import load_truth
+
+        truth = load_truth(sim_truth)
+    opts: dict[str, Any] = {"backend_options": {"base_url": list(base_url)}} if base_url else {}
+    with open_cli_workspace() as ws:
+        scores, metrics = study_judges(
+            data, list(judges), paraphrases=paraphrases, vidb=vidb_source, k=k, m=m,
+            design=design,  # type: ignore[arg-type]
+            workspace=ws, seed=seed, progress=not no_progress and sys.stderr.isatty(),
+            sim_truth=truth, sim_noise=sim_noise, judge_options=opts)
+    out = Path(out_dir)
+    write_table(scores, out / "scores.csv")
+    write_table(metrics.reset_index(), out / "metrics.csv")
+    plot = plot_judge_stability(metrics, out / "judge_stability.png")
+    if as_json:
+        echo_json({"metrics": metrics.reset_index().to_dict(orient="records"),
+                   "paper": PAPER_TABLE, "files": [str(out / "scores.csv"),
+                                                   str(out / "metrics.csv"), str(plot)]})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Judge stability (paper values in brackets)")
+    table.add_column("metric")
+    for method in metrics.index:
+        table.add_column(str(method), justify="right")
+    pct = {"sign_flip_rate", "sign_accuracy", "pairwise_accuracy"}
+    for metric in METRICS:
+        cells = []
+        for method in metrics.index:
+            v, p = float(metrics.loc[method, metric]), PAPER_TABLE.get(str(method), {}).get(metric)
+            fmt = (lambda x: f"{100 * x:.1f}%") if metric in pct else (lambda x: f"{x:.2f}")
+            cells.append(f"{fmt(v) if v == v else '-'}" + (f" [{fmt(p)}]" if p is not None else ""))
+        table.add_row(metric, *cells)
+    Console().print(table)
+    click.echo(f"wrote {out / 'scores.csv'}, {out / 'metrics.csv'} and {plot}", err=True)
