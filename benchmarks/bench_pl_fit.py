@@ -68,9 +68,7 @@ def main() -> None:
     rows.append(("valueflow newton (tuples)", t, est))
     res, t = timed(lambda: fit_plackett_luce(pairs, args.n_items, return_se=True))
     rows.append(("valueflow newton + SEs", t, res.utilities))
-    est, t = timed(
-        lambda: choix.opt_pairwise(args.n_items, data, alpha=1.0 / (2.0 * PRIOR_VAR))
-    )
+    est, t = timed(lambda: choix.opt_pairwise(args.n_items, data, alpha=1.0 / (2.0 * PRIOR_VAR)))
     rows.append(("choix opt_pairwise", t, est))
     opt_time, opt_est = t, est
     if not args.no_ilsr:

@@ -27,8 +27,10 @@ def brute_loglik(u, rankings, top=None, weights=None):
 
 
 def random_rankings(rng, n, count, max_len=6):
-    return [tuple(int(x) for x in rng.choice(n, rng.integers(2, max_len + 1), replace=False))
-            for _ in range(count)]
+    return [
+        tuple(int(x) for x in rng.choice(n, rng.integers(2, max_len + 1), replace=False))
+        for _ in range(count)
+    ]
 
 
 def simulate(rng, u, count, k):
@@ -228,8 +230,11 @@ def test_bad_options_raise_config_error():
 rankings_strategy = st.integers(3, 9).flatmap(
     lambda n: st.tuples(
         st.just(n),
-        st.lists(st.permutations(list(range(n))).map(lambda p: tuple(p[: max(2, n // 2)])),
-                 min_size=1, max_size=15),
+        st.lists(
+            st.permutations(list(range(n))).map(lambda p: tuple(p[: max(2, n // 2)])),
+            min_size=1,
+            max_size=15,
+        ),
     )
 )
 

@@ -169,9 +169,7 @@ class AnchoredScorer:
         else:
             p = np.asarray(self.prior, dtype=float)
             if p.shape != (self.grid_size,) or np.any(p < 0) or not np.isfinite(p).all():
-                raise ConfigError(
-                    f"a prior array must hold {self.grid_size} non-negative weights"
-                )
+                raise ConfigError(f"a prior array must hold {self.grid_size} non-negative weights")
             if p.sum() <= 0:
                 raise ConfigError("the prior array sums to zero")
             self.prior_ = p / p.sum()
@@ -194,8 +192,12 @@ class AnchoredScorer:
             const += float(c.sum())
         return total, const
 
+    def _log_prior(self) -> Array:
+        with np.errstate(divide="ignore"):
+            return np.log(self.prior_)
+
     def _evidence(self, ll_items: Array, const: float) -> float:
-        return float(logsumexp(ll_items + np.log(self.prior_)[None, :], axis=1).sum() + const)
+        return float(logsumexp(ll_items + self._log_prior()[None, :], axis=1).sum() + const)
 
     def _estimate_betas(self, data: WindowData, betas: Array, free: list[int], n: int) -> Array:
         """Coordinate ascent on log β of the free judges (one pass suffices for one judge)."""
@@ -214,13 +216,20 @@ class AnchoredScorer:
                     shape=(n, sel.size),
                 )
 
-                def neg(logb: float, sel: NDArray[np.int64] = sel, ind: sp.csr_matrix = ind,
-                        base: Array = base, base_c: float = base_c) -> float:
+                def neg(
+                    logb: float,
+                    sel: NDArray[np.int64] = sel,
+                    ind: sp.csr_matrix = ind,
+                    base: Array = base,
+                    base_c: float = base_c,
+                ) -> float:
                     ell, c = window_loglik(float(np.exp(logb)), data, self.grid_, sel)
                     return -self._evidence(base + ind @ ell, base_c + float(c.sum()))
 
                 res = minimize_scalar(
-                    neg, bounds=tuple(np.log(BETA_BOUNDS)), method="bounded",
+                    neg,
+                    bounds=tuple(np.log(BETA_BOUNDS)),
+                    method="bounded",
                     options={"xatol": 2e-3},
                 )
                 betas[j] = float(np.exp(res.x))
@@ -279,7 +288,7 @@ class AnchoredScorer:
         self.beta_ = {nm: float(b) for nm, b in zip(names, betas, strict=True)}
         ll, const = self._item_loglik(data, betas, n)
         self.log_evidence_ = self._evidence(ll, const) if data.n_windows else 0.0
-        logpost = ll + np.log(self.prior_)[None, :]
+        logpost = ll + self._log_prior()[None, :]
         logpost -= logsumexp(logpost, axis=1, keepdims=True)
         self.posterior_ = np.exp(logpost)
         self.n_windows_ = np.bincount(data.item, minlength=n).astype(np.int64)
@@ -291,10 +300,14 @@ class AnchoredScorer:
         post, g = self.posterior_, self.grid_
         mean = post @ g
         sd = np.sqrt(np.maximum(post @ g**2 - mean**2, 0.0))
-        cdf = np.cumsum(post, axis=1)
+        # Each grid point carries the mass of its cell; the CDF is linear inside cells.
+        step = g[1] - g[0]
+        edges = np.concatenate([[g[0] - step / 2], g + step / 2])
+        cdf = np.concatenate([np.zeros((post.shape[0], 1)), np.cumsum(post, axis=1)], axis=1)
         tail = (1.0 - self.interval) / 2.0
-        low = np.array([np.interp(tail, c, g) for c in cdf])
-        high = np.array([np.interp(1.0 - tail, c, g) for c in cdf])
+        low = np.array([np.interp(tail, c, edges) for c in cdf])
+        high = np.array([np.interp(1.0 - tail, c, edges) for c in cdf])
+        low, high = np.clip(low, g[0], g[-1]), np.clip(high, g[0], g[-1])
         none = self.n_windows_ == 0
         for arr in (mean, sd, low, high):
             arr[none] = np.nan
@@ -353,4 +366,3 @@ def score_with_anchors(
     """
     scorer = AnchoredScorer(anchor_intensities, **options)  # type: ignore[arg-type]
     return scorer.fit(items, rankings, judges, n_items=n_items).scores()
-

@@ -108,8 +108,8 @@ def fit_scale_calibration(
         pos, neg = u[u > neutral] - neutral, neutral - u[u < neutral]
         q_pos = float(np.quantile(pos, quantile)) if pos.size else 1.0
         q_neg = float(np.quantile(neg, quantile)) if neg.size else 1.0
-        q_pos = q_pos if q_pos > 0 else 1.0
-        q_neg = q_neg if q_neg > 0 else 1.0
+        q_pos = q_pos if q_pos > 1e-9 else 1.0  # no spread on this side: unit slope
+        q_neg = q_neg if q_neg > 1e-9 else 1.0
         x = np.array([neutral - q_neg, neutral, neutral + q_pos])
         y = np.array([lo, 0.0, hi])
         return ScaleCalibration(knots_x=x, knots_y=y, neutral=float(neutral), scale=(lo, hi))
