@@ -67,10 +67,12 @@ def make_results(seed: int = 0) -> pd.DataFrame:
         for s, targets in enumerate(latin_square(five, [2, 1, 1, -1, -2])):
             t = dict(targets)
             if model == "m1":
-                f = (lambda v, t=t: TRUTH[v][0] + (3.0 * t[v] if t[v] > 0 else 0.0))
+                def f(v, t=t):
+                    return (TRUTH[v][0] + (3.0 * t[v] if t[v] > 0 else 0.0))
             else:
-                f = (lambda v, t=t: TRUTH[v][0] + (5.0 if t[v] == 1 else 2.0 if t[v] == 2
-                                                   else 2.5 * t[v]))
+                def f(v, t=t):
+                    return (TRUTH[v][0] + (5.0 if t[v] == 1 else 2.0 if t[v] == 2
+                                                                   else 2.5 * t[v]))
             rows += _rows(model, "latin_square", targets, five, f, rng, label=f"set{s + 1}")
     return pd.DataFrame(rows)
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import BEN, POW, UNI
 
+from conftest import BEN, POW, UNI
 from valueflow.analysis import (
     Thresholds,
     analyze,

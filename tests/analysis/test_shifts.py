@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import BEN, EXPECTED_TYPE, POW, SEC, TRUTH, UNI
 
+from conftest import BEN, EXPECTED_TYPE, POW, SEC, TRUTH, UNI
 from valueflow.analysis import (
     Thresholds,
     bootstrap_delta,

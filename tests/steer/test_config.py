@@ -30,12 +30,12 @@ def test_bad_level():
 
 
 def test_unknown_regime_suggests():
-    with pytest.raises(ConfigError, match="unknown regime 'intensty'.*did you mean 'intensity'"):
+    with pytest.raises(ConfigError, match=r"unknown regime 'intensty'.*did you mean 'intensity'"):
         load_config(base(regimes=["intensty"]))
 
 
 def test_unknown_field_suggests():
-    with pytest.raises(ConfigError, match="sampels: unknown field .*did you mean 'samples'"):
+    with pytest.raises(ConfigError, match=r"sampels: unknown field .*did you mean 'samples'"):
         load_config(base(sampels=3))
 
 

@@ -138,6 +138,6 @@ def test_profile_regime_turns_intensities_into_levels(tmp_path):
                   "intensity": [7.5, -4.0, 0.5, -9.0]}).to_csv(f, index=False)
     cfg = load_config({"models": ["scripted"], "regimes": ["profile"],
                        "profile": {"path": str(f), "top": 3}})
-    cond = [c for c in plan_steering(cfg).conditions if c.regime == "profile"][0]
+    cond = next(c for c in plan_steering(cfg).conditions if c.regime == "profile")
     assert cond.targets == (("schwartz:tradition", -2), ("schwartz:benevolence", 2),
                             ("schwartz:power", -1))

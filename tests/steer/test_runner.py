@@ -150,3 +150,16 @@ def test_cli_runs_unchanged_against_an_openai_compatible_server(tmp_path, monkey
     html = report.read_text()
     assert html.count("data:image/png;base64,") >= 3 and "bidirectional" in html
     assert np.isfinite(st["schwartz:benevolence"]["delta_up_low"])
+
+
+def test_init_writes_a_loadable_config_and_refuses_to_overwrite(tmp_path):
+    from valueflow.cli import cli
+    from valueflow.errors import ConfigError
+
+    p = tmp_path / "steer.yaml"
+    r = CliRunner().invoke(cli, ["steer", "init", str(p)], standalone_mode=False,
+                           catch_exceptions=False)
+    assert r.exit_code == 0 and load_config(p).name == "small"
+    with pytest.raises(ConfigError, match="exists"):
+        CliRunner().invoke(cli, ["steer", "init", str(p)], standalone_mode=False,
+                           catch_exceptions=False)

@@ -325,16 +325,12 @@ def _score_texts(texts: Sequence[str], node: Any, judge: Any, cfg: SteeringConfi
                               f"{arr.shape} for {len(texts)} texts; expected ({len(texts)}, 3)")
         return [(float(a), float(b), float(c), 0, 0) for a, b, c in arr]
     from valueflow.evaluate import score_texts
-    from valueflow.vidb import load_vidb
 
     uniq = list(dict.fromkeys(texts))
     kwargs: dict[str, Any] = {k: v for k, v in (("k", cfg.judge.k), ("m", cfg.judge.m),
                                                 ("design", cfg.judge.design)) if v is not None}
-    vidb: Any = cfg.judge.vidb
-    if vidb != "auto":
-        vidb = load_vidb(vidb, values=[node.id], workspace=workspace)
-    df = score_texts(uniq, [node.id], judge, vidb, workspace=workspace, progress=progress,
-                     **kwargs)
+    df = score_texts(uniq, [node.id], judge, cfg.judge.vidb, workspace=workspace,
+                     progress=progress, **kwargs)
     by_text = {str(r["text"]): r for r in df.to_dict("records")}
     out = []
     for t in texts:
