@@ -181,7 +181,9 @@ def _print_table(df: Any) -> None:
 
     table = Table(show_lines=False)
     for col in ("text", "value", "intensity", "low", "high", "n_windows", "n_failures"):
-        table.add_column(col, overflow="fold", max_width=60 if col == "text" else None,
+        table.add_column(col, no_wrap=True, overflow="ellipsis",
+                         max_width=40 if col == "text" else None,
+                         min_width=None if col == "text" else min(len(col), 9),
                          justify="left" if col in ("text", "value") else "right")
     for row in df.itertuples(index=False):
         text = str(row.text)
