@@ -17,7 +17,7 @@ needs_llamacpp = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def smol():
-    return get_backend("llamacpp/smollm2", n_ctx=1024, logprobs=True)
+    return get_backend("llamacpp/smollm2", n_ctx=1024)
 
 
 def _gen(backend, reqs):
@@ -44,7 +44,7 @@ def test_json_schema_output_parses_and_follows_the_schema(smol):
                                          "minItems": 3, "maxItems": 3}},
               "required": ["ranking"]}
     req = ChatRequest.from_prompt("Rank the texts 1, 2 and 3 from kindest to least kind. "
-                                  "Answer in JSON.", json_schema=schema, max_tokens=40)
+                                  "Answer in JSON.", json_schema=schema, max_tokens=30)
     [res] = _gen(smol, [req])
     data = res.json()
     assert isinstance(data["ranking"], list) and len(data["ranking"]) == 3
@@ -56,7 +56,7 @@ def test_greedy_is_deterministic_and_samples_differ(smol):
     greedy = ChatRequest.from_prompt("Say something about rivers.", max_tokens=12)
     a, b = _gen(smol, [greedy, greedy])
     assert a.text == b.text
-    samples = [ChatRequest.from_prompt("Tell me a story.", temperature=1.0, max_tokens=20,
+    samples = [ChatRequest.from_prompt("Tell me a story.", temperature=1.0, max_tokens=12,
                                        sample_index=i) for i in range(2)]
     s0, s1 = _gen(smol, samples)
     assert s0.text != s1.text
@@ -65,8 +65,11 @@ def test_greedy_is_deterministic_and_samples_differ(smol):
 
 @needs_llamacpp
 def test_logprobs_cover_the_generated_tokens(smol):
-    [res] = _gen(smol, [ChatRequest.from_prompt("Hi!", max_tokens=5, logprobs=True,
-                                                top_logprobs=2)])
+    req = ChatRequest.from_prompt("Hi!", max_tokens=5, logprobs=True, top_logprobs=2)
+    [res] = _gen(smol, [req])
+    assert not res.ok and "logprobs=True" in res.error  # logits are kept only on request
+    with_lp = get_backend("llamacpp/smollm2", n_ctx=256, logprobs=True)
+    [res] = _gen(with_lp, [req])
     assert len(res.logprobs) == res.usage.completion_tokens
     assert all(t["logprob"] <= 0 and len(t["top"]) >= 1 for t in res.logprobs)
 
@@ -104,9 +107,9 @@ def test_client_caches_local_generations(smol, tmp_workspace):
 def test_hf_backend_generates_batched_from_the_gguf_file():
     hf = get_backend("hf/smollm2", batch_size=2)
     reqs = [ChatRequest.from_prompt("Name a colour.", system="Answer in one word.",
-                                    max_tokens=6, logprobs=True, top_logprobs=2),
+                                    max_tokens=4, logprobs=True, top_logprobs=2),
             ChatRequest.from_prompt("Name a much longer list of three animals please.",
-                                    max_tokens=6)]
+                                    max_tokens=4)]
     a, b = _gen(hf, reqs)
     assert a.ok and b.ok and a.text.strip() and b.text.strip()
     assert len(a.logprobs) == a.usage.completion_tokens

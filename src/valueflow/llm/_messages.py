@@ -9,7 +9,7 @@ first user message instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["merge_system", "template_supports_system"]
@@ -17,7 +17,7 @@ __all__ = ["merge_system", "template_supports_system"]
 _PROBE = "VALUEFLOW-SYSTEM-PROBE-7f3a"
 
 
-def merge_system(messages: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+def merge_system(messages: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
     """Fold every system message into the first user message (or a new one).
 
     The system text comes first, separated by a blank line, so instructions keep priority.

@@ -1,7 +1,8 @@
 """``vllm/<model>``: vLLM's offline engine, for GPU machines.
 
 The whole batch goes to ``LLM.chat`` in one call, so vLLM's continuous batching sees every
-request at once. Structured output uses vLLM's guided decoding.
+request at once. Structured output uses vLLM's guided decoding. A chat template without a
+system role gets the system text merged into the first user message.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from valueflow.errors import BackendError
+from valueflow.llm._messages import merge_system, template_supports_system
 from valueflow.llm._types import Backend, ChatRequest, ChatResult, Usage, request_seed
 
 __all__ = ["VLLMBackend"]
@@ -42,6 +44,7 @@ class VLLMBackend(Backend):
         self.supports_json_schema = True
         self._llm: Any = None
         self._lock = threading.Lock()
+        self._system_ok: bool | None = None
 
     def cache_identity(self) -> dict[str, Any]:
         ident: dict[str, Any] = {"model": self.model}
@@ -78,10 +81,20 @@ class VLLMBackend(Backend):
             kw.update(r.extra)
         return SamplingParams(**kw)
 
+    def _supports_system(self) -> bool:
+        if self._system_ok is None:
+            tok = self.engine.get_tokenizer()
+            self._system_ok = template_supports_system(
+                lambda m: tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True))
+        return self._system_ok
+
     def _run(self, batch: Sequence[ChatRequest]) -> list[ChatResult]:
         t0 = time.perf_counter()
         with self._lock:
-            outs = self.engine.chat([[dict(m) for m in r.messages] for r in batch],
+            merge = not self._supports_system()
+            convs = [merge_system(r.messages) if merge else [dict(m) for m in r.messages]
+                     for r in batch]
+            outs = self.engine.chat(convs,
                                     sampling_params=[self._params(r) for r in batch],
                                     use_tqdm=False)
         latency = time.perf_counter() - t0
