@@ -160,13 +160,25 @@ async def _rank_windows(judge: RankingJudge, value: ValueNode, window_texts: lis
     return checked
 
 
-def _fit(rankings: list[tuple[int, ...]], n: int, prior_var: float) -> Any:
+#: Gradient tolerance of the build's fits: utilities move by ~1e-5 below it, far inside
+#: their standard errors (~0.3 and up), and a 10,000-item fit takes half the time.
+FIT_TOL = 1e-4
+
+
+def _fit(rankings: list[tuple[int, ...]], n: int, prior_var: float,
+         initial: NDArray[np.float64] | None = None) -> Any:
     from valueflow.ranking import fit_plackett_luce
 
+    # Equal-length rankings (the usual case: every window has k texts) go in as one 2-D
+    # array, the ranking engine's fast path.
+    data: Any = rankings
+    if len({len(r) for r in rankings}) == 1:
+        data = np.asarray(rankings, dtype=np.int64)
     with warnings.catch_warnings():
         # Disconnected items are reported through the result's components and flagged.
         warnings.simplefilter("ignore", UserWarning)
-        return fit_plackett_luce(rankings, n, prior_var=prior_var, return_se=True)
+        return fit_plackett_luce(data, n, prior_var=prior_var, return_se=True, tol=FIT_TOL,
+                                 initial=initial)
 
 
 class _ValueBuild:
@@ -262,7 +274,7 @@ def _finish_value(b: _ValueBuild, judges: Sequence[RankingJudge], cfg: BuildConf
             if sel.size == 0:
                 continue
             rks = [b.rankings[i] for i in sel]
-            fj = _fit(rks, b.n, cfg.prior_var)
+            fj = _fit(rks, b.n, cfg.prior_var, initial=u)
             seen = np.zeros(b.n, dtype=bool)
             seen[np.unique(np.concatenate([np.asarray(r) for r in rks]))] = True
             fits.append((np.asarray(fj.utilities), np.asarray(fj.se), seen))
