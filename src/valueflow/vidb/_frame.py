@@ -159,7 +159,7 @@ def normalize_vidb_frame(
         "dataset": dataset,
     }
     for col, default in defaults.items():
-        out[col] = renamed[col] if col in renamed else default
+        out[col] = renamed.get(col, default)
     return out[VIDB_COLUMNS].reset_index(drop=True)
 
 

@@ -23,7 +23,7 @@ def vidb_stats(df: pd.DataFrame) -> list[dict[str, Any]]:
     for value, g in df.groupby("value", sort=True):
         x = g["intensity"].to_numpy(dtype=float)
         hist, _ = np.histogram(np.clip(x, -10, 10), bins=HIST_EDGES)
-        dirs = g["direction"].value_counts() if "direction" in g else {}
+        dirs: Any = g["direction"].value_counts() if "direction" in g else {}
         rows.append(
             {
                 "value": value,
