@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import BEN, POW, UNI
+from tests.analysis.conftest import BEN, POW, UNI
 from valueflow.analysis import (
     Thresholds,
     analyze,

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import BEN, EXPECTED_TYPE, POW, SEC, TRUTH, UNI
+from tests.analysis.conftest import BEN, EXPECTED_TYPE, POW, SEC, TRUTH, UNI
 from valueflow.analysis import (
     Thresholds,
     bootstrap_delta,
