@@ -54,6 +54,10 @@ def main() -> None:
     args = parser.parse_args()
     import choix
 
+    # Warm-up on a tiny problem so that no method pays first-call costs in the timings.
+    _, small = simulate(50, 500, 1)
+    fit_plackett_luce(small, 50, return_se=True)
+    choix.opt_pairwise(50, [tuple(int(x) for x in p) for p in small])
     truth, pairs = simulate(args.n_items, args.n_pairs, args.seed)
     data = [tuple(int(x) for x in p) for p in pairs]
     rows: list[tuple[str, float, np.ndarray]] = []

@@ -13,7 +13,7 @@ from scipy.special import logsumexp
 from valueflow.errors import ConfigError, DataError
 from valueflow.ranking import PLFitResult, fit_plackett_luce, sample_pl_rankings
 from valueflow.ranking._data import pack_rankings
-from valueflow.ranking._likelihood import hessian, loglik_and_grad
+from valueflow.ranking._likelihood import hessian, hessian_operator, loglik_and_grad
 from valueflow.ranking._se import posterior_sd
 
 
@@ -72,6 +72,10 @@ def test_gradient_and_hessian_match_finite_differences():
     np.testing.assert_allclose(grad, num_g, atol=1e-6)
     np.testing.assert_allclose(h, num_h, atol=1e-6)
     np.testing.assert_allclose(h, h.T, atol=1e-12)
+    matvec, diag = hessian_operator(u, groups)
+    v = rng.normal(size=n)
+    np.testing.assert_allclose(matvec(v), h @ v, atol=1e-10)
+    np.testing.assert_allclose(diag, np.diag(h), atol=1e-12)
 
 
 def test_extreme_utilities_stay_finite():

@@ -11,13 +11,15 @@ Everything here works on the packed :class:`~valueflow.ranking._data.RankingGrou
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from valueflow.ranking._data import RankingGroup
 
-__all__ = ["hessian", "loglik_and_grad"]
+__all__ = ["hessian", "hessian_operator", "loglik_and_grad"]
 
 Array = NDArray[np.float64]
 
@@ -95,3 +97,54 @@ def hessian(u: Array, groups: list[RankingGroup]) -> sp.csr_matrix:
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
     )
     return mat.tocsr()
+
+
+def hessian_operator(
+    u: Array, groups: list[RankingGroup]
+) -> tuple[Callable[[Array], Array], Array]:
+    """Matrix-free Hessian of the negative log-likelihood: ``(matvec, diagonal)``.
+
+    Newton steps need only products ``H @ v``; computing them from the per-step choice
+    probabilities avoids assembling (and sorting) a sparse matrix at every iteration.
+    """
+    n = u.shape[0]
+    parts: list[tuple[RankingGroup, Array]] = []
+    diag = np.zeros(n)
+    for g in groups:
+        items, w = g.items, g.weights
+        if g.length == 2:
+            d = u[items[:, 0]] - u[items[:, 1]]
+            h = w * np.exp(-np.logaddexp(0.0, d) - np.logaddexp(0.0, -d))
+            diag += np.bincount(items[:, 0], weights=h, minlength=n)
+            diag += np.bincount(items[:, 1], weights=h, minlength=n)
+            parts.append((g, h))
+            continue
+        um = u[items]
+        suf = _suffix_lse(um)
+        steps = np.arange(g.length)
+        active = g.mask[:, :, None] & (steps[None, None, :] >= steps[None, :, None])
+        p = np.where(active, np.exp(np.minimum(um[:, None, :] - suf[:, :, None], 0.0)), 0.0)
+        p *= w[:, None, None]  # weights folded in: H = Σ_s w (diag(p) - p pᵀ)
+        pw = p / np.where(w > 0, w, 1.0)[:, None, None]
+        diag += np.bincount(
+            items.ravel(), weights=(p * (1.0 - pw)).sum(axis=1).ravel(), minlength=n
+        )
+        parts.append((g, np.stack([p, pw])))
+
+    def matvec(v: Array) -> Array:
+        out = np.zeros(n)
+        for g, extra in parts:
+            items = g.items
+            if g.length == 2:
+                s = extra * (v[items[:, 0]] - v[items[:, 1]])
+                out += np.bincount(items[:, 0], weights=s, minlength=n)
+                out -= np.bincount(items[:, 1], weights=s, minlength=n)
+                continue
+            p, pw = extra[0], extra[1]
+            vm = v[items]
+            dot = (pw * vm[:, None, :]).sum(axis=2)  # (n, steps): p·v per step
+            contrib = (p * (vm[:, None, :] - dot[:, :, None])).sum(axis=1)
+            out += np.bincount(items.ravel(), weights=contrib.ravel(), minlength=n)
+        return out
+
+    return matvec, diag

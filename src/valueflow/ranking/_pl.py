@@ -32,7 +32,7 @@ from scipy.sparse.linalg import LinearOperator, cg
 
 from valueflow.errors import ConfigError, DataError
 from valueflow.ranking._data import RankingGroup, pack_rankings
-from valueflow.ranking._likelihood import hessian, loglik_and_grad
+from valueflow.ranking._likelihood import hessian, hessian_operator, loglik_and_grad
 from valueflow.ranking._se import posterior_sd
 
 __all__ = ["PLFitResult", "fit_plackett_luce"]
@@ -126,13 +126,14 @@ def _newton(
     for it in range(1, max_iter + 1):
         if np.max(np.abs(g)) < tol:
             return u, it - 1, True
-        h = hessian(u, groups)
+        hv, diag = hessian_operator(u, groups)
         # A small ridge keeps the solve defined without a prior (the null direction is the
         # constant vector, orthogonal to the gradient, so it does not bias the step).
-        h = h + sp.diags(np.full(n, prec if prec > 0 else 1e-10))
-        d_inv = 1.0 / np.maximum(h.diagonal(), 1e-12)
+        ridge = prec if prec > 0 else 1e-10
+        op = LinearOperator((n, n), matvec=lambda v, hv=hv, r=ridge: hv(v) + r * v)
+        d_inv = 1.0 / np.maximum(diag + ridge, 1e-12)
         pre = LinearOperator((n, n), matvec=lambda v, d=d_inv: d * v)
-        step, _ = cg(h, -g, M=pre, rtol=min(0.1, float(np.sqrt(np.max(np.abs(g))))), maxiter=200)
+        step, _ = cg(op, -g, M=pre, rtol=min(0.1, float(np.sqrt(np.max(np.abs(g))))), maxiter=200)
         slope = float(g @ step)
         if slope >= 0:  # not a descent direction: fall back to the gradient
             step, slope = -g, -float(g @ g)
