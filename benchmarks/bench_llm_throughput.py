@@ -3,8 +3,10 @@
 The server (``valueflow.llm.testing``, in its own process) answers every request after a
 fixed latency, so the ideal rate at concurrency C is C / latency. We report the achieved
 rate as a fraction of that ideal (goal >= 0.9) for the bare backend, the client without a
-cache and the client writing every result to a workspace file; then the cost of a cache
-hit, per request, in a large batch and one request at a time.
+cache and the client writing every result to a workspace file. The baseline, measured in
+the same run, is a minimal keep-alive HTTP client on raw sockets: what this machine can do
+at all right now (on a shared, busy machine it is below the ideal too). Then the cost of a
+cache hit, per request, in a large batch and one request at a time.
 
     python benchmarks/bench_llm_throughput.py [--latency 0.1] [--concurrency 64] [--rounds 25]
 """
@@ -28,6 +30,34 @@ def _requests(n: int, tag: str) -> list[ChatRequest]:
                                     system="You are brief.", max_tokens=32) for i in range(n)]
 
 
+async def _raw_baseline(url: str, conc: int, n: int) -> float:
+    """Seconds for ``n`` requests from ``conc`` keep-alive sockets, no HTTP library."""
+    import json
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    body = json.dumps({"model": "bench", "max_tokens": 32, "messages": [
+        {"role": "user", "content": "raw prompt: say something kind."}]}).encode()
+    head = (f"POST {parts.path}/chat/completions HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    req = head.encode() + body
+
+    async def conn(k: int) -> None:
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        for _ in range(k):
+            writer.write(req)
+            await writer.drain()
+            resp_head = await reader.readuntil(b"\r\n\r\n")
+            length = next(int(line.split(b":")[1]) for line in resp_head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length"))
+            json.loads(await reader.readexactly(length))
+        writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(conn(n // conc) for _ in range(conc)))
+    return time.perf_counter() - t0
+
+
 async def _bare(backend, reqs) -> float:  # type: ignore[no-untyped-def]
     t0 = time.perf_counter()
     await backend.generate(reqs)
@@ -47,6 +77,8 @@ async def run(url: str, latency: float, conc: int, rounds: int, workdir: Path) -
     await backend.generate(_requests(conc, "warm"))  # open the connections
 
     rows = []
+    base_rps = n / await _raw_baseline(url, conc, n)
+    rows.append(("baseline: raw sockets, no library", n, base_rps))
     httpx_backend = get_backend("openai/bench", base_url=url, max_concurrency=conc,
                                 timeout=30, transport="httpx")
     await httpx_backend.generate(_requests(conc, "warm"))
@@ -65,9 +97,9 @@ async def run(url: str, latency: float, conc: int, rounds: int, workdir: Path) -
     rows.append(("LLMClient, workspace cache on", n, n / dt))
     print(f"\nThroughput at latency {latency * 1000:.0f} ms, concurrency {conc} "
           f"(ideal {ideal:.0f} req/s)")
-    print(f"{'mode':34} {'requests':>9} {'req/s':>8} {'of ideal':>9}")
+    print(f"{'mode':34} {'requests':>9} {'req/s':>8} {'of ideal':>9} {'of baseline':>12}")
     for name, count, rps in rows:
-        print(f"{name:34} {count:9d} {rps:8.1f} {rps / ideal:9.3f}")
+        print(f"{name:34} {count:9d} {rps:8.1f} {rps / ideal:9.3f} {rps / base_rps:12.3f}")
     if fails:
         print(f"({fails} failed requests)")
 

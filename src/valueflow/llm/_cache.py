@@ -13,7 +13,9 @@ Durability
     ``CacheWriter.interval``, 50 ms by default, since each commit costs milliseconds of CPU
     whatever its size). A call counts as *completed* once its row is committed; a process
     killed with SIGKILL loses only results that had arrived but were not yet committed
-    (those of the last ~50 ms), and a restarted run makes exactly those calls again. Ctrl-C, errors and normal returns flush the queue
+    (those of the last ~50 ms), and a restarted run makes exactly those calls again. Usage
+    counters (``llm_usage``) are committed every 2 s and on every flush, so a SIGKILL may
+    also lose up to 2 s of accounting, never a result. Ctrl-C, errors and normal returns flush the queue
     first, so they lose nothing.
 """
 
@@ -144,19 +146,22 @@ class LLMCache:
 
     def get_many(self, keys: Iterable[str]) -> dict[str, ChatResult]:
         """Cached results for those of ``keys`` that are present."""
-        import pyarrow as pa
-
         wanted = list(dict.fromkeys(keys))
         found: dict[str, ChatResult] = {}
+        select = ("SELECT c.key, c.text, c.finish_reason, c.prompt_tokens, "
+                  "c.completion_tokens, c.logprobs FROM llm_cache c ")
         for start in range(0, len(wanted), 20000):
-            part = pa.table({"k": wanted[start:start + 20000]})
+            part = wanted[start:start + 20000]
             cur = self.workspace.cursor()
             try:
-                cur.register("vf_wanted_keys", part)
-                rows = cur.execute(
-                    "SELECT c.key, c.text, c.finish_reason, c.prompt_tokens, "
-                    "c.completion_tokens, c.logprobs FROM llm_cache c "
-                    "JOIN vf_wanted_keys w ON c.key = w.k").fetchall()
+                if len(part) <= 256:  # a parameter list beats registering a table here
+                    rows = cur.execute(select + f"WHERE c.key IN ({', '.join('?' * len(part))})",
+                                       part).fetchall()
+                else:
+                    import pyarrow as pa
+
+                    cur.register("vf_wanted_keys", pa.table({"k": part}))
+                    rows = cur.execute(select + "JOIN vf_wanted_keys w ON c.key = w.k").fetchall()
             finally:
                 cur.close()
             for key, text, finish, pt, ct, lp in rows:
@@ -314,11 +319,11 @@ class CacheWriter:
         return items
 
     def _loop(self) -> None:
-        last_commit = 0.0
+        last_commit = last_usage = 0.0
+        usage: dict[tuple[str, str], UsageDelta] = {}
         while True:
             items = self._collect(last_commit)
             rows: list[CacheRow] = []
-            usage: dict[tuple[str, str], UsageDelta] = {}
             flushes, stop = [], False
             for it in items:
                 if it is _STOP:
@@ -331,12 +336,18 @@ class CacheWriter:
                         rows.append(row)
                     acc = usage.setdefault((u.backend, u.model), UsageDelta(u.backend, u.model))
                     acc.add(u)
-            if rows or usage:
-                last_commit = time.monotonic()
+            # Usage counters ride along every few seconds (and on flush): an upsert costs
+            # as much as the row insert, and a lost second of counters harms no result.
+            now = time.monotonic()
+            with_usage = bool(usage) and (flushes or stop or now - last_usage >= 2.0)
+            if rows or with_usage:
+                last_commit = now
                 try:
-                    self.cache.write(rows, usage.values())
+                    self.cache.write(rows, usage.values() if with_usage else ())
                     self.commits += 1
                     self.rows_written += len(rows)
+                    if with_usage:
+                        usage, last_usage = {}, now
                 except BaseException as exc:  # reported by flush()
                     self._error = exc
             for f in flushes:

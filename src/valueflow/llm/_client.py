@@ -152,11 +152,20 @@ class LLMClient:
         if not requests:
             return []
         backend = self.backend
-        ident, keys, req_json = await asyncio.to_thread(LLMCache.keys_for, backend, requests)
+        # Small batches are looked up inline (well under a millisecond); large ones in a
+        # thread so the event loop keeps serving other work.
+        small = len(requests) <= 64
+        if small:
+            ident, keys, req_json = LLMCache.keys_for(backend, requests)
+        else:
+            ident, keys, req_json = await asyncio.to_thread(LLMCache.keys_for, backend, requests)
         slots: dict[str, list[int]] = {}
         for i, k in enumerate(keys):
             slots.setdefault(k, []).append(i)
-        hits = await asyncio.to_thread(self.cache.get_many, slots) if self.use_cache else {}
+        hits: dict[str, ChatResult] = {}
+        if self.use_cache:
+            hits = (self.cache.get_many(slots) if small
+                    else await asyncio.to_thread(self.cache.get_many, slots))
         results: list[ChatResult | None] = [None] * len(requests)
         for k, res in hits.items():
             for i in slots[k]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import weakref
 from typing import Any, Protocol
 
@@ -47,6 +48,11 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
+def _proxy_configured() -> bool:
+    names = ("http_proxy", "https_proxy", "all_proxy")
+    return any(os.environ.get(n) or os.environ.get(n.upper()) for n in names)
+
+
 class _AiohttpTransport:
     def __init__(self, concurrency: int, timeout: float) -> None:
         import aiohttp
@@ -58,7 +64,9 @@ class _AiohttpTransport:
             connector=aiohttp.TCPConnector(limit=concurrency + 4, limit_per_host=0,
                                            keepalive_timeout=60),
             timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 15.0)),
-            trust_env=True,
+            # Honouring the environment makes aiohttp look up proxies and .netrc in a
+            # thread for every request; do it only where a proxy is configured.
+            trust_env=_proxy_configured(),
         )
 
     async def post(self, slot: int, url: str, body: bytes, headers: dict[str, str]
