@@ -217,3 +217,21 @@ def test_backend_works_across_event_loops(make_backend):
     b = make_backend()
     assert _gen(b, [ChatRequest.from_prompt("one")])[0].ok
     assert _gen(b, [ChatRequest.from_prompt("two")])[0].ok
+
+
+def test_random_faults_under_load_lose_nothing(tmp_workspace):
+    with FakeOpenAIServer(latency=0.005, rates={"429": 0.15, "500": 0.1, "drop": 0.1},
+                          seed=7) as srv:
+        from valueflow.llm import LLMCache, get_backend
+
+        backend = get_backend("openai/m", base_url=srv.url, max_concurrency=8,
+                              retry=RetryPolicy(max_retries=8, base_delay=0.005, max_delay=0.02))
+        client = LLMClient(backend, tmp_workspace)
+        prompts = [f"chaos {i}" for i in range(80)]
+        out = run_sync(client.generate([ChatRequest.from_prompt(p) for p in prompts]))
+        assert [r.text for r in out] == [f"echo: {p}" for p in prompts]
+        stats = client.stats()["openai/m"]
+        assert stats["retries"] > 0 and stats["failures"] == 0
+        assert stats["calls"] == sum(srv.counts.values())
+        client.close()
+        assert LLMCache(tmp_workspace).count() == 80

@@ -99,13 +99,15 @@ class HFBackend(Backend):
             device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
             dtype_name = self.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
             dtype = "auto" if dtype_name == "auto" else getattr(torch, dtype_name)
-            folder, kw = (self.path.parent, {"gguf_file": self.path.name}) if self.gguf else (
-                self.path, {})
+            folder = self.path.parent if self.gguf else self.path
+            kw: dict[str, Any] = {"gguf_file": self.path.name} if self.gguf else {}
             try:
                 tok = AutoTokenizer.from_pretrained(
                     folder, trust_remote_code=self.trust_remote_code, **kw)
+                # transformers renamed torch_dtype to dtype in 4.56.
+                kw[_dtype_arg()] = dtype
                 model: Any = AutoModelForCausalLM.from_pretrained(
-                    folder, dtype=dtype, trust_remote_code=self.trust_remote_code, **kw)
+                    folder, trust_remote_code=self.trust_remote_code, **kw)
             except Exception as exc:
                 raise BackendError(f"transformers could not load {self.path}: {exc}") from exc
             model.to(device)
@@ -217,6 +219,13 @@ class HFBackend(Backend):
                 for i, res in zip(part, outs, strict=True):
                     results[i] = res
         return [r for r in results if r is not None]
+
+
+def _dtype_arg() -> str:
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
 
 
 def _logprobs(logits: Any, row: int, ids: list[int], tok: Any, top: int | None
