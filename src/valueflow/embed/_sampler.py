@@ -195,8 +195,8 @@ class CrossTheoryBatchSampler:
                        for k, v in pools.items() if len(v) >= 2}
         self._keys = sorted(self._pools)
         self._members = [set(m) for m in anchors]
-        if not self._keys:
-            raise ValueError("no cross-theory anchor has texts in two theories")
+        # With no anchor linking texts of two theories, the anchor parts are empty and
+        # stage 2 trains the hierarchical loss alone.
 
     def __len__(self) -> int:
         return self.n_batches
@@ -205,6 +205,11 @@ class CrossTheoryBatchSampler:
         """Use a different, reproducible shuffle for each epoch."""
         self.epoch = epoch
         self.hier_sampler.set_epoch(epoch)
+
+    @property
+    def has_anchor_groups(self) -> bool:
+        """True when some anchor links texts of two theories."""
+        return bool(self._keys)
 
     def _anchor_part(self, rng: np.random.Generator) -> tuple[list[int], list[int]]:
         rows: list[int] = []

@@ -54,9 +54,8 @@ def _topk_mean(s: NDArray[Any], mask: NDArray[np.bool_], k: int = 3) -> NDArray[
     sub = np.where(mask[None, :], s, -np.inf)
     k = min(k, int(mask.sum()))
     part = -np.partition(-sub, k - 1, axis=1)[:, :k]
-    part = np.where(np.isfinite(part), part, np.nan)
-    out = np.nanmean(part, axis=1)
-    return np.nan_to_num(out, nan=0.0)
+    ok = np.isfinite(part)
+    return np.where(ok, part, 0.0).sum(1) / np.maximum(ok.sum(1), 1)
 
 
 def value_features(e: NDArray[Any], bank_e: NDArray[Any], bank_y: NDArray[Any],

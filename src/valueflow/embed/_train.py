@@ -161,6 +161,9 @@ def _run(cfg: TrainConfig, vidb: pd.DataFrame, train: pd.DataFrame, train_idx: n
     s1 = HierarchicalBatchSampler(labels, batch_size=cfg.batch_size, seed=cfg.seed)
     anchors = [a.members for a in get_registry().anchors]
     s2 = CrossTheoryBatchSampler(labels, anchors, s1, seed=cfg.seed)
+    if cfg.epochs_stage2 and not s2.has_anchor_groups:
+        _log(progress, "no cross-theory anchor links texts of two theories: "
+                       "stage 2 trains the hierarchical loss only")
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_epochs = cfg.epochs_stage1 + cfg.epochs_stage2
     sched = torch.optim.lr_scheduler.LambdaLR(

@@ -1,0 +1,118 @@
+"""Tests that load the bundled MiniLM (marked ``model``; they run in CI)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("sentence_transformers")
+
+from valueflow.cli._main import cli  # noqa: E402
+from valueflow.embed import LocalScorer, heldout_split, load_hives, load_local_scorer  # noqa: E402
+from valueflow.embed._scorer import _metrics  # noqa: E402
+from valueflow.embed._shipped import _seed_cache  # noqa: E402
+from valueflow.errors import DataError, UnknownNameError  # noqa: E402
+from valueflow.judges._types import DirectScorer  # noqa: E402
+from valueflow.theories import resolve_value  # noqa: E402
+from valueflow.vidb import load_seed  # noqa: E402
+
+pytestmark = pytest.mark.model
+
+TEXTS = [
+    "I stayed up all night to look after my sick sister.",
+    "Whatever.",
+    "The committee postponed the vote on the new budget until next spring.",
+    "He lied to his best friend to get the promotion they both wanted.",
+    "Tea.",
+]
+
+
+def test_embed_cli_keeps_row_order(tmp_path):
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"id": range(5), "body": TEXTS}).to_csv(src, index=False)
+    out = tmp_path / "o.npy"
+    res = CliRunner().invoke(cli, ["embed", str(src), "--out", str(out), "--text-column",
+                                   "body", "--batch-size", "2"])
+    assert res.exit_code == 0, res.output
+    emb = np.load(out)
+    model = load_hives()
+    assert emb.shape == (5, 384)
+    for i, t in enumerate(TEXTS):  # encoded alone, each text gives its own row back
+        assert np.allclose(emb[i], model.encode([t])[0], atol=1e-4)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    # The shipped head changes the space (it is not the base encoder).
+    assert not np.allclose(emb, load_hives("base").encode(TEXTS), atol=1e-3)
+
+
+def test_embed_cli_bad_column(tmp_path):
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"txt": TEXTS}).to_csv(src, index=False)
+    res = CliRunner().invoke(cli, ["embed", str(src), "--out", str(tmp_path / "o.npy")])
+    assert isinstance(res.exception, DataError)
+    assert "no column 'text'" in res.exception.message and "txt" in res.exception.hint
+
+
+def test_scorer_beats_trivial_baseline_on_held_out_seed_texts():
+    seed = load_seed()
+    tr, te = heldout_split(seed, 0.2, seed=3)
+    scorer = LocalScorer(model=load_hives("base"), folds=2)
+    scorer._cache.update(_seed_cache(scorer._model(), seed.text.astype(str).tolist()) or {})
+    scorer.fit(seed.iloc[tr])
+    test = seed.iloc[te]
+    pred = np.concatenate([scorer.score(g.text.tolist(), v)[:, 0]
+                           for v, g in test.groupby("value")])
+    y = np.concatenate([g.intensity.to_numpy() for _v, g in test.groupby("value")])
+    means = seed.iloc[tr].groupby("value").intensity.mean()
+    trivial = np.concatenate([np.full(len(g), means[v]) for v, g in test.groupby("value")])
+    m = _metrics(y, pred)
+    assert m["spearman"] > 0.25
+    assert m["rmse"] < _metrics(y, trivial)["rmse"]
+    assert m["sign_acc"] > 0.6
+
+
+def test_default_scorer_protocol_intervals_and_cache():
+    scorer = load_local_scorer()
+    assert isinstance(scorer, DirectScorer)
+    assert "seed VIDB" in scorer.description and "not on measured judgments" in scorer.description
+    calls = []
+    model = scorer._model()
+    original = model.encode
+
+    def counting(texts, batch_size=64):
+        calls.append(len(texts))
+        return original(texts, batch_size=batch_size)
+
+    model.encode = counting  # type: ignore[method-assign]
+    try:
+        a = scorer.score(TEXTS, resolve_value("benevolence"))
+        b = scorer.score(TEXTS, "mft:care_harm")
+    finally:
+        del model.encode
+    assert calls == [len(TEXTS)]  # the second value reused the embeddings
+    for out in (a, b):
+        assert out.shape == (5, 3)
+        assert np.all(out[:, 1] <= out[:, 0]) and np.all(out[:, 0] <= out[:, 2])
+        assert np.all(np.abs(out) <= 10)
+    with pytest.raises(UnknownNameError, match="no VIDB texts"):
+        scorer.score(TEXTS, "schwartz:growth")
+
+
+def test_profile_cli_json_and_files(tmp_path):
+    src = tmp_path / "in.jsonl"
+    pd.DataFrame({"text": TEXTS, "who": ["a", "a", "b", "b", "b"]}).to_json(
+        src, orient="records", lines=True)
+    out, plot = tmp_path / "p.csv", tmp_path / "p.png"
+    res = CliRunner().invoke(cli, ["profile", str(src), "--group-column", "who", "--json",
+                                   "--out", str(out), "--plot", str(plot)])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.output)
+    assert "seed VIDB" in payload["scorer"]
+    prof = pd.DataFrame(payload["profile"])
+    assert len(prof) == 2 * 32 and set(prof.group) == {"a", "b"}
+    assert set(prof[prof.group == "b"].n_texts) == {3}
+    assert (prof.low <= prof.intensity + 1e-9).all() and (prof.intensity <= prof.high + 1e-9).all()
+    assert pd.read_csv(out).shape[0] == 64 and plot.stat().st_size > 1000
