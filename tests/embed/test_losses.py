@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -65,14 +66,14 @@ def test_monotone_levels_never_decrease():
     for _ in range(5):
         loss(torch.randn(8, 4, generator=g), torch.tensor(LEVELS), torch.tensor(DIRS))
         vals = [v for v in loss.last_level_losses if v is not None]
-        assert all(b >= a - 1e-6 for a, b in zip(vals, vals[1:], strict=False))
+        assert all(b >= a - 1e-6 for a, b in itertools.pairwise(vals))
     # Without the constraint a deeper level can be lower: the clamp is doing something.
     free = HierarchicalContrastiveLoss(0.1, monotone=False)
     seen_drop = False
     for _ in range(20):
         free(torch.randn(8, 4, generator=g), torch.tensor(LEVELS), torch.tensor(DIRS))
         v = [x for x in free.last_level_losses if x is not None]
-        seen_drop |= any(b < a for a, b in zip(v, v[1:], strict=False))
+        seen_drop |= any(b < a for a, b in itertools.pairwise(v))
     assert seen_drop
 
 

@@ -11,14 +11,14 @@ from click.testing import CliRunner
 
 pytest.importorskip("sentence_transformers")
 
-from valueflow.cli._main import cli  # noqa: E402
-from valueflow.embed import LocalScorer, heldout_split, load_hives, load_local_scorer  # noqa: E402
-from valueflow.embed._scorer import _metrics  # noqa: E402
-from valueflow.embed._shipped import _seed_cache  # noqa: E402
-from valueflow.errors import DataError, UnknownNameError  # noqa: E402
-from valueflow.judges._types import DirectScorer  # noqa: E402
-from valueflow.theories import resolve_value  # noqa: E402
-from valueflow.vidb import load_seed  # noqa: E402
+from valueflow.cli._main import cli
+from valueflow.embed import LocalScorer, heldout_split, load_hives, load_local_scorer
+from valueflow.embed._scorer import _metrics
+from valueflow.embed._shipped import _seed_cache
+from valueflow.errors import DataError, UnknownNameError
+from valueflow.judges._types import DirectScorer
+from valueflow.theories import resolve_value
+from valueflow.vidb import load_seed
 
 pytestmark = pytest.mark.model
 
