@@ -214,7 +214,7 @@ def test_uncompared_item_gets_prior():
         ([(1,)], 3, "at least 2"),
         ([(0.5, 1)], 3, "non-integer"),
         ([], 3, "no rankings"),
-        (np.array([[0, 1], [2, 2]]), 3, "repeats an item"),
+        (np.array([[0, 1], [2, 2]]), 3, "ranking 1 repeats item 2"),
     ],
 )
 def test_bad_rankings_raise_data_error(rankings, n, match):

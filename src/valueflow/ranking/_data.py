@@ -106,21 +106,42 @@ def pack_rankings(
     if not isinstance(n_items, int | np.integer) or n_items < 1:
         raise ConfigError(f"n_items must be a positive integer, got {n_items!r}")
     n_items = int(n_items)
+    if not isinstance(rankings, np.ndarray) and len(rankings) and isinstance(rankings[0], tuple):
+        # Equal-length tuples of ints (the common case): validate as one array.
+        try:
+            as_arr = np.array(rankings)
+        except ValueError:  # ragged
+            as_arr = None
+        if as_arr is not None and as_arr.ndim == 2 and np.issubdtype(as_arr.dtype, np.integer):
+            rankings = as_arr  # type: ignore[assignment]
     if isinstance(rankings, np.ndarray) and rankings.ndim == 2:
         ranks_list: list[tuple[int, ...]] = []
         arr = rankings
+        if not np.issubdtype(arr.dtype, np.integer):
+            if not np.all(np.mod(arr, 1) == 0):
+                raise DataError(
+                    "rankings hold non-integer item ids",
+                    hint="item ids are integers 0 .. n_items - 1",
+                )
+            arr = arr.astype(np.int64)
+            rankings = arr
         if arr.shape[1] < 2:
             raise DataError("rankings need at least 2 items each")
-        if arr.size and (arr.min() < 0 or arr.max() >= n_items):
+        bad_rows = np.nonzero(np.any((arr < 0) | (arr >= n_items), axis=1))[0]
+        if bad_rows.size:
+            row = arr[bad_rows[0]]
+            bad = int(row[(row < 0) | (row >= n_items)][0])
             raise DataError(
-                f"item ids must lie in 0 .. {n_items - 1}; found {arr.min()} .. {arr.max()}",
-                hint="raise n_items or renumber the items",
+                f"ranking {int(bad_rows[0])} holds item id {bad} outside 0 .. {n_items - 1}",
+                hint="item ids must index the n_items items; raise n_items or renumber the items",
             )
         srt = np.sort(arr, axis=1)
-        if np.any(srt[:, 1:] == srt[:, :-1]):
-            row = int(np.nonzero(np.any(srt[:, 1:] == srt[:, :-1], axis=1))[0][0])
+        rep = srt[:, 1:] == srt[:, :-1]
+        if np.any(rep):
+            r = int(np.nonzero(np.any(rep, axis=1))[0][0])
+            dup = int(srt[r, 1:][rep[r]][0])
             raise DataError(
-                f"ranking {row} repeats an item: {tuple(int(x) for x in arr[row])}",
+                f"ranking {r} repeats item {dup}: {tuple(int(x) for x in arr[r])}",
                 hint="each item may appear at most once in a ranking",
             )
         lengths = np.full(arr.shape[0], arr.shape[1])
