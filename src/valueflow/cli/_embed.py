@@ -12,7 +12,7 @@ import click
 @click.option("--text-column", default="text", show_default=True, help="Column with the texts.")
 @click.option("--model", default="default", show_default=True,
               help="'default' (shipped HiVES), 'base' (MiniLM alone) or a model folder.")
-@click.option("--batch-size", default=64, show_default=True, help="Texts per encoder batch.")
+@click.option("--batch-size", default=32, show_default=True, help="Texts per encoder batch.")
 def embed(input_path: str, out: str, text_column: str, model: str, batch_size: int) -> None:
     """Embed the texts of INPUT (CSV, JSONL, Parquet or .txt) in the HiVES value space."""
     import numpy as np

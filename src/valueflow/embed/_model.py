@@ -104,7 +104,7 @@ class HiVESModel:
             return int(self.head["W2"].shape[1])
         return int(load_base_encoder(self.base).get_sentence_embedding_dimension())
 
-    def encode_base(self, texts: Sequence[str], batch_size: int = 64) -> NDArray[np.float32]:
+    def encode_base(self, texts: Sequence[str], batch_size: int = 32) -> NDArray[np.float32]:
         """L2-normalised base-encoder embeddings (no head), in input order."""
         texts = _check_texts(texts)
         if not texts:
@@ -125,7 +125,7 @@ class HiVESModel:
         h = self.head
         return _normalize(x + _gelu(x @ h["W1"] + h["b1"]) @ h["W2"] + h["b2"])
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> NDArray[np.float32]:
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> NDArray[np.float32]:
         """HiVES embeddings: ``(n, d)`` L2-normalised rows, one per text, in input order."""
         return self.apply_head(self.encode_base(texts, batch_size=batch_size))
 
