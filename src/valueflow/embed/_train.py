@@ -153,7 +153,7 @@ def _run(cfg: TrainConfig, vidb: pd.DataFrame, train: pd.DataFrame, train_idx: n
 
         def encoder_fn(idx: list[int]) -> torch.Tensor:
             feats = st.tokenize([texts[i] for i in idx])
-            feats = {k: v.to(st.device) for k, v in feats.items()}
+            feats = {k: v.to(st.device) if hasattr(v, "to") else v for k, v in feats.items()}
             return st(feats)["sentence_embedding"]
 
     hier_loss = HierarchicalContrastiveLoss(cfg.temperature, push_margin=cfg.push_margin)
