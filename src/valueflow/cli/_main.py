@@ -120,8 +120,17 @@ def cli(ctx: click.Context, workspace: str | None, theory_files: tuple[str, ...]
     ctx.obj["workspace"] = workspace
 
 
+def _quiet_model_libraries() -> None:
+    """Keep model-loading progress bars and library chatter out of the command's output
+    (a user can still turn them on by setting these variables)."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Console entry point: one clear line for user errors, resumable on Ctrl-C."""
+    _quiet_model_libraries()
     try:
         return cli.main(args=argv, prog_name="valueflow", standalone_mode=False)
     except ValueFlowError as exc:

@@ -148,6 +148,10 @@ def score(input_path: str | None, values: tuple[str, ...], value_column: str | N
                             judge_options=judge_options)
         for vid, pool in job.pools.items():
             click.echo(f"{vid}: {len(pool)} anchors from the {pool.source} VIDB", err=True)
+        description = getattr(job.judge, "description", None)
+        if job.method == "direct" and description:
+            # The embedded default must say plainly what it is and what it was trained on.
+            click.echo(f"judge {job.judge_name}: {description}", err=True)
         if dry_run:
             cost = estimate_score_cost(job)
             if as_json:
@@ -179,16 +183,29 @@ def _print_table(df: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(show_lines=False)
-    for col in ("text", "value", "intensity", "low", "high", "n_windows", "n_failures"):
-        table.add_column(col, no_wrap=True, overflow="ellipsis",
-                         max_width=40 if col == "text" else None,
-                         min_width=None if col == "text" else min(len(col), 9),
-                         justify="left" if col in ("text", "value") else "right")
+    direct = bool((df["method"] == "direct").all())
+    multi_value = df["value"].nunique() > 1
+    judges = ", ".join(sorted(set(df["judge"].astype(str))))
+    table = Table(title=f"value intensity in [-10, 10] (judge: {judges})", title_justify="left")
+    table.add_column("text", ratio=1, overflow="fold" if len(df) <= 30 else "ellipsis",
+                     no_wrap=len(df) > 30)
+    if multi_value:
+        table.add_column("value", no_wrap=True)
+    table.add_column("intensity", justify="right", no_wrap=True)
+    table.add_column("90% interval", justify="right", no_wrap=True)
+    if not direct:
+        table.add_column("windows", justify="right", no_wrap=True)
+        table.add_column("failed", justify="right", no_wrap=True)
+
+    def num(x: float) -> str:
+        return f"{x:+.1f}" if x == x else "-"
+
     for row in df.itertuples(index=False):
-        text = str(row.text)
-        table.add_row(text if len(text) <= 80 else text[:77] + "...", str(row.value),
-                      *(f"{x:+.2f}" if x == x else "-" for x in (row.intensity, row.low,
-                                                                 row.high)),
-                      str(row.n_windows), str(row.n_failures))
+        cells = [str(row.text)]
+        if multi_value:
+            cells.append(str(row.value))
+        cells += [num(row.intensity), f"[{num(row.low)}, {num(row.high)}]"]
+        if not direct:
+            cells += [str(row.n_windows), str(row.n_failures)]
+        table.add_row(*cells)
     Console().print(table)

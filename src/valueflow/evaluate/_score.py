@@ -82,7 +82,7 @@ class ScoreJob:
 
     def __init__(self, frame: pd.DataFrame, row_values: list[ValueNode],
                  pools: dict[str, AnchorPool], judge: Any, *, k: int, m: int, design: Design,
-                 method: Literal["ranking", "rating"], estimator: Estimator, seed: int) -> None:
+                 method: Literal["ranking", "rating", "direct"], estimator: Estimator, seed: int) -> None:
         self.frame = frame
         self.row_values = row_values
         self.pools = pools
@@ -189,8 +189,9 @@ def prepare_score(
     needs_anchors = method == "ranking" and not direct
     pools = anchor_pools(vidb, unique_values, workspace=workspace,
                          intensity_column=intensity_column) if needs_anchors else {}
-    job = ScoreJob(base, row_values, pools, judge, k=k, m=m, design=design, method=method,
-                   estimator=estimator, seed=seed)
+    # A direct scorer predicts intensities itself: record that instead of the unused method.
+    job = ScoreJob(base, row_values, pools, judge, k=k, m=m, design=design,
+                   method="direct" if direct else method, estimator=estimator, seed=seed)
     check = getattr(judge, "check_texts", None)
     for vid, (_node, _rows, texts_v) in job.groups().items():
         if needs_anchors:
@@ -339,7 +340,8 @@ async def _run(job: ScoreJob, progress: bool) -> pd.DataFrame:
         res: ValueScores = await score_value(
             job.judge, node, texts, pool if pool is not None else AnchorPool(vid, [], np.zeros(0),
                                                                              ""),
-            k=job.k, m=job.m, design=job.design, method=job.method, estimator=job.estimator,
+            k=job.k, m=job.m, design=job.design,
+            method="ranking" if job.method == "direct" else job.method, estimator=job.estimator,
             seed=job.seed, progress=progress)
         where = {t: i for i, t in enumerate(texts)}
         for row in rows:
