@@ -1,9 +1,11 @@
 """Throughput of HiVES embedding and the local scorer against the base encoder alone.
 
 Run: ``python benchmarks/bench_embed.py [--n 512]``. Prints texts/s for the bundled MiniLM
-alone, ``embed`` (MiniLM + shipped HiVES head), ``score --judge local`` for one value and for
-all 32 values over the same texts, each as a ratio to the base encoder measured in this run (best of 3 runs each),
-and the training time of the default HiVES head (seed VIDB, CPU).
+alone (``SentenceTransformer.encode``), the local scorer's own encoder pass (last-layer embedding
++ middle-layer features from one forward pass, batches sorted by token count), ``embed`` (MiniLM
++ shipped HiVES head), ``score --judge local`` for one value and for all 32 values over the same
+texts, each as a ratio to the base encoder measured in this run (best of 3 runs each), the
+training time of the default HiVES head and the refit time of the local scorer (seed VIDB, CPU).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def main() -> None:
     ref = rows[0][1]
     for bs in (16, 64, 128):
         timed(f"base encoder, batch {bs}", lambda bs=bs: base.encode_base(texts, batch_size=bs))
+    from valueflow.embed._scorer_encoder import encode_for_scorer
+
+    timed("scorer encoder pass (e + mid, token-sorted)", lambda: encode_for_scorer(base, texts))
     timed("embed (MiniLM + HiVES head)", lambda: hives.encode(texts))
     scorer = load_local_scorer()
     value = evaluation_values()[0]
@@ -75,6 +80,10 @@ def main() -> None:
     t_train = time.perf_counter() - t0
     print(f"default HiVES training: encode {len(seed)} seed texts {t_enc:.1f} s + "
           f"train head {t_train:.1f} s = {t_enc + t_train:.1f} s")
+    t0 = time.perf_counter()
+    load_local_scorer(vidb=seed)
+    print(f"local scorer refit on the seed VIDB (cached seed features, 5-fold CV): "
+          f"{time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":

@@ -12,13 +12,8 @@ from click.testing import CliRunner
 pytest.importorskip("sentence_transformers")
 
 from valueflow.cli._main import cli
-from valueflow.embed import LocalScorer, heldout_split, load_hives, load_local_scorer
-from valueflow.embed._scorer import _metrics
-from valueflow.embed._shipped import _seed_cache
-from valueflow.errors import DataError, UnknownNameError
-from valueflow.judges._types import DirectScorer
-from valueflow.theories import resolve_value
-from valueflow.vidb import load_seed
+from valueflow.embed import load_hives
+from valueflow.errors import DataError
 
 pytestmark = pytest.mark.model
 
@@ -54,51 +49,6 @@ def test_embed_cli_bad_column(tmp_path):
     res = CliRunner().invoke(cli, ["embed", str(src), "--out", str(tmp_path / "o.npy")])
     assert isinstance(res.exception, DataError)
     assert "no column 'text'" in res.exception.message and "txt" in res.exception.hint
-
-
-def test_scorer_beats_trivial_baseline_on_held_out_seed_texts():
-    seed = load_seed()
-    tr, te = heldout_split(seed, 0.2, seed=3)
-    scorer = LocalScorer(model=load_hives("base"), folds=2)
-    scorer._cache.update(_seed_cache(scorer._model(), seed.text.astype(str).tolist()) or {})
-    scorer.fit(seed.iloc[tr])
-    test = seed.iloc[te]
-    pred = np.concatenate([scorer.score(g.text.tolist(), v)[:, 0]
-                           for v, g in test.groupby("value")])
-    y = np.concatenate([g.intensity.to_numpy() for _v, g in test.groupby("value")])
-    means = seed.iloc[tr].groupby("value").intensity.mean()
-    trivial = np.concatenate([np.full(len(g), means[v]) for v, g in test.groupby("value")])
-    m = _metrics(y, pred)
-    assert m["spearman"] > 0.25
-    assert m["rmse"] < _metrics(y, trivial)["rmse"]
-    assert m["sign_acc"] > 0.6
-
-
-def test_default_scorer_protocol_intervals_and_cache():
-    scorer = load_local_scorer()
-    assert isinstance(scorer, DirectScorer)
-    assert "seed VIDB" in scorer.description and "not on measured judgments" in scorer.description
-    calls = []
-    model = scorer._model()
-    original = model.encode
-
-    def counting(texts, batch_size=64):
-        calls.append(len(texts))
-        return original(texts, batch_size=batch_size)
-
-    model.encode = counting  # type: ignore[method-assign]
-    try:
-        a = scorer.score(TEXTS, resolve_value("benevolence"))
-        b = scorer.score(TEXTS, "mft:care_harm")
-    finally:
-        del model.encode
-    assert calls == [len(TEXTS)]  # the second value reused the embeddings
-    for out in (a, b):
-        assert out.shape == (5, 3)
-        assert np.all(out[:, 1] <= out[:, 0]) and np.all(out[:, 0] <= out[:, 2])
-        assert np.all(np.abs(out) <= 10)
-    with pytest.raises(UnknownNameError, match="no VIDB texts"):
-        scorer.score(TEXTS, "schwartz:growth")
 
 
 def test_profile_cli_json_and_files(tmp_path):

@@ -1,7 +1,7 @@
 """The shipped artefacts: cached seed embeddings and the fitted default local scorer.
 
-``data/seed_base_emb.npz`` holds the bundled MiniLM's embeddings of the seed VIDB texts
-(float16) with a hash of the texts, so loading the default scorer encodes nothing but the value
+``data/seed_base_emb.npz`` holds the bundled MiniLM's embeddings of the seed VIDB texts and
+their middle-layer features (float16; see ``_scorer_encoder``) with a hash of the texts, so loading the default scorer encodes nothing but the value
 definitions. ``data/local_scorer.json`` holds the fitted scorer (coefficients, intervals, CV
 metrics). When the seed VIDB changes, the hash no longer matches and the scorer refits.
 """
@@ -44,14 +44,15 @@ def texts_hash(texts: list[str]) -> str:
 
 
 def _seed_cache(model: HiVESModel, texts: list[str]) -> dict[str, Any] | None:
+    """Scorer cache rows (``[e, mid]``, float16) of the seed texts, if they match ``texts``."""
     path = _data_dir() / "seed_base_emb.npz"
-    if model.head is not None or not path.is_file():
+    if model.head is not None or model.base != load_hives("base").base or not path.is_file():
         return None
     with np.load(path) as z:
-        if str(z["hash"]) != texts_hash(texts):
+        if str(z["hash"]) != texts_hash(texts) or "mid" not in z.files:
             return None
-        emb = np.asarray(z["emb"], dtype=np.float32)
-    return dict(zip(texts, emb, strict=True))
+        rows = np.hstack([z["emb"], z["mid"]]).astype(np.float16)
+    return dict(zip(texts, rows, strict=True))
 
 
 @lru_cache(maxsize=2)
@@ -119,12 +120,9 @@ def write_shipped_scorer(out: str | Path | None = None) -> LocalScorer:
     seed = load_seed()
     texts = seed["text"].astype(str).tolist()
     scorer = LocalScorer(model=load_hives(SCORER_MODEL))
-    emb = scorer.embed(texts)
+    emb, mid = scorer._encode(texts)  # the scorer's cache holds float16 rows: what loading sees
     np.savez_compressed(folder / "seed_base_emb.npz", emb=emb.astype(np.float16),
-                        hash=np.array(texts_hash(texts)))
-    # Fit on the float16 round trip, exactly what loading will see.
-    scorer._cache.update(dict(zip(texts, emb.astype(np.float16).astype(np.float32),
-                                  strict=True)))
+                        mid=mid.astype(np.float16), hash=np.array(texts_hash(texts)))
     scorer.fit(seed)
     state = dict(scorer.state_dict(), seed_hash=texts_hash(texts))
     (folder / "local_scorer.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
