@@ -8,6 +8,7 @@ import pytest
 
 from valueflow.embed import (
     HiVESEvaluator,
+    HiVESModel,
     TrainConfig,
     build_labels,
     hierarchy_metrics,
@@ -73,10 +74,13 @@ def test_tiny_training_run_saves_loads_and_resumes(tmp_path):
     rng = np.random.default_rng(0)
     base = rng.normal(size=(len(df), 16)).astype(np.float32)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
-    cfg = TrainConfig(epochs_stage1=2, epochs_stage2=1, batch_size=16, hidden=8, holdout=0.0)
+    cfg = TrainConfig(epochs_stage1=2, epochs_stage2=1, batch_size=16, hidden=8, holdout=0.0,
+                      ensemble=2)
     out = tmp_path / "m"
     m = train_hives(df, out=out, config=cfg, base_embeddings=base)
-    assert [h["stage"] for h in m.meta["history"]] == [1, 1, 2]
+    assert [[h["stage"] for h in hist] for hist in m.meta["history"]] == [[1, 1, 2]] * 2
+    assert m.head is not None and m.head["W1"].shape == (16, 16)  # two members of width 8
+    assert (out / "checkpoint.pt").is_file() and (out / "checkpoint-1.pt").is_file()
     loaded = load_hives(out)
     assert np.allclose(loaded.apply_head(base), m.apply_head(base), atol=1e-6)
     assert not np.allclose(m.apply_head(base), base, atol=1e-3)  # the head learned something
@@ -86,6 +90,74 @@ def test_tiny_training_run_saves_loads_and_resumes(tmp_path):
     # Same settings: nothing left to do, the result is the saved one.
     again = train_hives(df, out=out, config=cfg, base_embeddings=base, resume=True)
     assert again.meta["history"] == m.meta["history"]
+    assert np.allclose(again.apply_head(base), m.apply_head(base), atol=1e-6)
+
+
+def test_ensemble_head_is_the_mean_of_its_members():
+    import torch
+
+    from valueflow.embed._train import _merge_heads, _Net
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(12, 6)).astype(np.float32)
+    cfg = TrainConfig(hidden=3, input_dropout=0.5)
+    nets = [_Net(cfg, [], x, seed) for seed in (0, 1, 2)]
+    for net in nets:  # the output layer starts at zero: give it weights
+        torch.nn.init.normal_(net.module["lin2"].weight)
+        torch.nn.init.normal_(net.module["lin2"].bias)
+    idx = np.arange(12)
+    with torch.no_grad():
+        mean = torch.stack([n(idx, train=False) for n in nets]).mean(0).numpy()
+    merged = HiVESModel(head=_merge_heads(nets))
+    want = mean / np.linalg.norm(mean, axis=1, keepdims=True)
+    assert np.allclose(merged.apply_head(x), want, atol=1e-5)
+    # Dropout acts only while training.
+    assert not np.allclose(nets[0](idx, train=True).detach().numpy(),
+                           nets[0](idx, train=False).detach().numpy())
+
+
+def test_validation_picks_the_best_epoch_and_refit_trains_that_long():
+    df = toy_vidb(12)
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(len(df), 16)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    cfg = TrainConfig(epochs_stage1=3, epochs_stage2=1, batch_size=16, hidden=8, holdout=0.0,
+                      ensemble=1, val_fraction=0.25)
+    m = train_hives(df, config=cfg, base_embeddings=base)
+    scores = [h["val_rank_pairwise"] for h in m.meta["history"]]
+    sel = m.meta["selection"]
+    assert sel["best_epoch"] == int(np.argmax(scores)) + 1 and sel["val_score"] == max(scores)
+    assert sel["n_val_texts"] > 0
+    refit = train_hives(df, config=cfg.model_copy(update={"refit": True}), base_embeddings=base)
+    assert len(refit.meta["history"]) == refit.meta["selection"]["best_epoch"]
+    with pytest.raises(ConfigError, match="refit needs a validation share"):
+        train_hives(df, config=cfg.model_copy(update={"refit": True, "val_fraction": 0.0}),
+                    base_embeddings=base)
+
+
+def test_theory_rows_are_labelled_by_direction_and_node():
+    from valueflow.embed._train import theory_rows
+    from valueflow.theories import get_registry
+
+    rows = theory_rows(["mft:care_harm", "schwartz:benevolence"])
+    assert set(rows.value) == {"mft:care_harm", "schwartz:benevolence"}
+    reg = get_registry()
+    care = reg.get("mft:care_harm")
+    judge = care.judge_definition or ""
+    own = rows[rows.value == "mft:care_harm"]
+    by_text = dict(zip(own.text, own.intensity, strict=True))
+    assert by_text[care.definition] > 0
+    assert by_text[care.phrasings[-2]] < 0 < by_text[care.phrasings[2]]
+    assert care.phrasings[0] not in by_text  # neutral phrasings are left out
+    halves = [t for t in by_text if t in judge]
+    assert sorted(np.sign([by_text[t] for t in halves])) == [-1, 1]
+    assert all(by_text[t] < 0 for t in halves if t.startswith("It opposes"))
+    deeper = own[own.node.notna()]
+    assert len(deeper) and (deeper.intensity > 0).all()
+    for node_id in deeper.node:
+        assert "mft:care_harm" in [n.id for n in reg.theory_of(reg.get(node_id)).path(node_id)]
+    lab = build_labels(rows)  # valid VIDB rows
+    assert set(lab.direction.tolist()) == {-1, 1}
 
 
 def test_bad_model_folder(tmp_path):

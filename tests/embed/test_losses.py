@@ -129,3 +129,56 @@ def test_anchor_infonce_matches_brute_force():
         per.append(-sum(s[p] - den for p in pos) / len(pos))
     assert got == pytest.approx(sum(per) / len(per), rel=1e-5)
     assert AnchorInfoNCELoss()(emb, torch.tensor([-1, 0, 1, 2, 3, 4])).item() == 0.0
+
+
+def brute_axis_penalty(emb, value, direction):
+    z = [[x / math.sqrt(sum(y * y for y in e)) for x in e] for e in emb]
+    axes = []
+    for v in sorted(set(value)):
+        sup = [z[i] for i in range(len(z)) if value[i] == v and direction[i] > 0]
+        opp = [z[i] for i in range(len(z)) if value[i] == v and direction[i] < 0]
+        if not sup or not opp:
+            continue
+        d = len(z[0])
+        a = [sum(r[k] for r in sup) / len(sup) - sum(r[k] for r in opp) / len(opp)
+             for k in range(d)]
+        nrm = math.sqrt(sum(x * x for x in a))
+        axes.append([x / nrm for x in a])
+    cos2 = [sum(p * q for p, q in zip(axes[i], axes[j], strict=True)) ** 2
+            for i in range(len(axes)) for j in range(len(axes)) if i != j]
+    return sum(cos2) / len(cos2)
+
+
+def test_axis_orthogonality_matches_brute_force():
+    from valueflow.embed import ValueAxisOrthogonalityLoss
+
+    g = torch.Generator().manual_seed(2)
+    emb = torch.randn(9, 5, generator=g)
+    value = [0, 0, 0, 1, 1, 2, 2, 2, 3]  # value 3 has one direction only: skipped
+    direction = [1, -1, 0, 1, -1, 1, 1, -1, 1]
+    got = ValueAxisOrthogonalityLoss()(emb, torch.tensor(value), torch.tensor(direction))
+    assert got.item() == pytest.approx(brute_axis_penalty(emb.tolist(), value, direction),
+                                       rel=1e-5)
+
+
+def test_axis_orthogonality_punishes_a_shared_axis():
+    from valueflow.embed import ValueAxisOrthogonalityLoss
+
+    loss = ValueAxisOrthogonalityLoss()
+    value = torch.tensor([0, 0, 1, 1])
+    direction = torch.tensor([1, -1, 1, -1])
+    # Value 0 varies along e0 + e1 ... e0 - e1, value 1 along e2 + e3 ... e2 - e3: orthogonal.
+    ortho = torch.tensor([[1.0, 1, 0, 0], [1, -1, 0, 0], [0, 0, 1, 1], [0, 0, 1, -1]])
+    assert loss(ortho, value, direction).item() == pytest.approx(0.0, abs=1e-7)
+    # One shared "good" coordinate (e3) for both values: the axes coincide partly.
+    shared = torch.tensor([[1.0, 0, 0, 1], [1, 0, 0, -1], [0, 1, 0, 1], [0, 1, 0, -1]])
+    assert loss(shared, value, direction).item() == pytest.approx(1.0, rel=1e-5)
+    # A descent step makes the axes less aligned.
+    x = (shared + 0.3 * torch.randn(4, 4, generator=torch.Generator().manual_seed(0)))
+    x.requires_grad_(True)
+    before = loss(x, value, direction)
+    before.backward()
+    after = loss(x.detach() - 0.1 * x.grad, value, direction)
+    assert after.item() < before.item()
+    # Fewer than two values with both directions: nothing to compare.
+    assert loss(ortho, value, torch.tensor([1, 1, 1, -1])).item() == 0.0

@@ -23,7 +23,7 @@ def hives() -> None:
               help="head: train a head on the frozen base (CPU); full: fine-tune the base (GPU).")
 @click.option("--epochs", default=None, type=int, help="Stage-1 epochs [8].")
 @click.option("--epochs-stage2", default=None, type=int, help="Stage-2 epochs [4].")
-@click.option("--lr", default=None, type=float, help="Learning rate [1e-3 head, 2e-5 full].")
+@click.option("--lr", default=None, type=float, help="Learning rate [3e-3 head, 2e-5 full].")
 @click.option("--holdout", default=0.15, show_default=True, help="Held-out share for evaluation.")
 @click.option("--seed", default=0, show_default=True, help="Seed of split, sampler and weights.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")

@@ -24,11 +24,13 @@ from valueflow.embed._train import TrainConfig, train_hives
 if TYPE_CHECKING:
     from valueflow.embed._loss_anchor import AnchorInfoNCELoss
     from valueflow.embed._loss_hier import HierarchicalContrastiveLoss, default_level_weights
+    from valueflow.embed._loss_ortho import ValueAxisOrthogonalityLoss
 
 _LAZY = {  # torch modules: imported on first use so `import valueflow.embed` stays light
     "AnchorInfoNCELoss": "valueflow.embed._loss_anchor",
     "HierarchicalContrastiveLoss": "valueflow.embed._loss_hier",
     "default_level_weights": "valueflow.embed._loss_hier",
+    "ValueAxisOrthogonalityLoss": "valueflow.embed._loss_ortho",
 }
 
 
@@ -52,6 +54,7 @@ __all__ = [
     "LocalScorer",
     "StageTwoBatch",
     "TrainConfig",
+    "ValueAxisOrthogonalityLoss",
     "build_labels",
     "default_level_weights",
     "heldout_split",

@@ -7,29 +7,37 @@ Two paths share one loop, the samplers and the losses:
 * ``mode="full"`` (GPU): every weight of any sentence-transformers base is fine-tuned; texts
   are tokenised and encoded in each step.
 
-Each epoch writes ``checkpoint.pt`` (weights, optimiser, epoch, settings) so ``resume=True``
-continues where a run stopped. Runs are seeded.
+Besides the two contrastive losses, a value-axis orthogonality penalty keeps the
+supports-minus-opposes axes of different values apart (without it the head learns one shared
+good/bad axis). The default head is an *ensemble*: several small heads (different weight
+initialisations and batch orders, the same data) whose residuals are averaged into one wider
+head; on held-out texts this beat one wide head, which overfits the seed VIDB.
+
+Each epoch writes ``checkpoint.pt`` (``checkpoint-k.pt`` for ensemble member k > 0: weights,
+optimiser, epoch, settings) so ``resume=True`` continues where a run stopped. Runs are seeded.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
 
-from valueflow.embed._labels import build_labels, heldout_split
+from valueflow.embed._evaluate import PRIMARY_METRIC, hierarchy_metrics
+from valueflow.embed._labels import HierLabels, build_labels, heldout_split
 from valueflow.embed._model import DEFAULT_BASE, HiVESModel, load_base_encoder
 from valueflow.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TrainConfig", "train_hives"]
+__all__ = ["TrainConfig", "theory_rows", "train_hives"]
 
 
 class TrainConfig(BaseModel):
@@ -47,24 +55,40 @@ class TrainConfig(BaseModel):
     """Epochs of stage 2 (hierarchical loss + cross-theory InfoNCE)."""
     batch_size: int = 32
     """Texts in the hierarchical part of a batch."""
-    lr: float = 1e-3
+    lr: float = 3e-3
     """AdamW learning rate (use ~2e-5 for ``full``)."""
     weight_decay: float = 1e-2
     """AdamW weight decay."""
-    hidden: int = 256
-    """Hidden width of the head."""
+    hidden: int = 64
+    """Hidden width of one head (a small width generalises better on the seed VIDB)."""
     temperature: float = 0.1
     """Temperature of the hierarchical loss."""
-    push_margin: float = 1.0
+    push_margin: float = 0.5
     """Logit added to same-value opposite-direction pairs (harder negatives)."""
     anchor_temperature: float = 0.07
     """Temperature of the cross-theory InfoNCE."""
-    anchor_weight: float = 0.5
+    anchor_weight: float = 1.0
     """Weight λ of the cross-theory InfoNCE in stage 2."""
     holdout: float = 0.15
     """Share of texts held out for evaluation (0 trains on everything)."""
     seed: int = 0
     """Seed of the split, the samplers and the weights."""
+    input_dropout: float = 0.1
+    """Dropout on the head's input (head mode; regularises the small training set)."""
+    ortho_weight: float = 1.0
+    """Weight of the value-axis orthogonality penalty (keeps value directions distinct)."""
+    augment: bool = False
+    """Add the theory texts (node definitions, judge definitions, ±2 phrasings) as labelled
+    training rows for the values the VIDB has."""
+    val_fraction: float = 0.0
+    """Share of the *training* texts kept aside to pick the best epoch (0: last epoch)."""
+    ensemble: int = 4
+    """Heads trained with different initialisations and batch orders whose residuals are
+    averaged into one wider head (bagging lowers the variance on unseen texts). Head mode
+    only: ``full`` trains one model."""
+    refit: bool = False
+    """After picking the best epoch on the validation texts, retrain on all training texts for
+    that many epochs (needs ``val_fraction > 0``)."""
 
 
 def _log(progress: bool, msg: str) -> None:
@@ -72,11 +96,70 @@ def _log(progress: bool, msg: str) -> None:
         print(msg, flush=True)
 
 
+def theory_rows(values: Sequence[str]) -> pd.DataFrame:
+    """The registry's own texts about ``values`` as labelled VIDB rows (for augmentation).
+
+    For each value: its definition (supports), the supporting and the opposing half of its
+    judge definition, and its ±2 and ±1 steering phrasings; for each deeper node under it, the
+    node's definition (supports, labelled with the node). Intensities are ±6 (±3 for the ±1
+    phrasings), so directions follow the text.
+    """
+    import pandas as pd
+
+    from valueflow.theories import get_registry
+
+    reg = get_registry()
+    wanted = set(values)
+    rows: list[dict[str, Any]] = []
+
+    def add(text: str | None, value: str, intensity: float, node: str | None = None) -> None:
+        if text and text.strip():
+            rows.append({"text": text.strip(), "value": value, "intensity": intensity,
+                         "node": node})
+
+    for node in reg.nodes():
+        path = [n.id for n in reg.theory_of(node).path(node.id)]
+        owners = [p for p in path if p in wanted]
+        if not owners:
+            continue
+        value = owners[-1]
+        if node.id != value:
+            add(node.definition, value, 6.0, node.id)
+            continue
+        add(node.definition, value, 6.0)
+        judge = node.judge_definition or ""
+        cut = judge.find(" It opposes")
+        if cut > 0:
+            add(judge[:cut], value, 6.0)
+            add(judge[cut + 1:], value, -6.0)
+        for level, text in node.phrasings.items():
+            if level != 0:
+                add(text, value, 3.0 * level)
+    return pd.DataFrame(rows, columns=["text", "value", "intensity", "node"])
+
+
+_BASE_CACHE: dict[tuple[str, str], NDArray[np.float32]] = {}
+
+
+def _encode_cached(base: str, texts: list[str]) -> NDArray[np.float32]:
+    """Base embeddings of ``texts`` (memoised: the theory texts are the same every run)."""
+    from valueflow.embed._shipped import texts_hash
+
+    key = (base, texts_hash(texts))
+    if key not in _BASE_CACHE:
+        _BASE_CACHE[key] = HiVESModel(base=base).encode_base(texts)
+    return _BASE_CACHE[key]
+
+
 def train_hives(vidb: pd.DataFrame | None = None, out: str | Path | None = None,
                 config: TrainConfig | None = None, *, resume: bool = False,
                 progress: bool = False,
                 base_embeddings: np.ndarray | None = None) -> HiVESModel:
     """Train a HiVES model on a VIDB (default: the seed VIDB) and save it to ``out``.
+
+    With ``val_fraction > 0`` a share of the training texts is set aside and the epoch with the
+    best validation ranking is kept (``refit``: then the whole training split is trained again
+    for that many epochs). The held-out split (``holdout``) is never looked at.
 
     Args:
         vidb: Training texts with ``text``, ``value``, ``intensity`` (and optionally ``node``).
@@ -91,10 +174,18 @@ def train_hives(vidb: pd.DataFrame | None = None, out: str | Path | None = None,
     """
     import torch
 
-
     cfg = config or TrainConfig()
     if cfg.mode not in ("head", "full"):
         raise ConfigError(f"unknown training mode {cfg.mode!r}", hint="use 'head' or 'full'")
+    if cfg.refit and cfg.val_fraction <= 0:
+        raise ConfigError("refit needs a validation share to pick the epoch",
+                          hint="set val_fraction > 0 (e.g. 0.15) or refit=False")
+    if cfg.ensemble < 1:
+        raise ConfigError(f"ensemble must be at least 1, not {cfg.ensemble}",
+                          hint="use ensemble=1 for a single head")
+    if not 0 <= cfg.val_fraction < 0.5 or not 0 <= cfg.input_dropout < 1:
+        raise ConfigError("val_fraction must lie in [0, 0.5) and input_dropout in [0, 1)",
+                          hint="e.g. val_fraction=0.15, input_dropout=0.1")
     if vidb is None:
         from valueflow.vidb import load_seed
 
@@ -103,147 +194,283 @@ def train_hives(vidb: pd.DataFrame | None = None, out: str | Path | None = None,
     train_idx, held_idx = (heldout_split(vidb, cfg.holdout, cfg.seed) if cfg.holdout > 0
                            else (np.arange(len(vidb)), np.array([], dtype=np.int64)))
     train = vidb.iloc[train_idx].reset_index(drop=True)
-    labels = build_labels(train)
+    n_vidb = len(train)
     texts = train["text"].astype(str).tolist()
+    x_all: NDArray[np.float32] | None = None
+    if cfg.mode == "head":
+        x_all = (np.asarray(base_embeddings, dtype=np.float32)[train_idx]
+                 if base_embeddings is not None else HiVESModel(base=cfg.base).encode_base(texts))
+    if cfg.augment:
+        import pandas as pd
+
+        extra = theory_rows(sorted(set(map(str, train["value"]))))
+        extra = extra[~extra["text"].isin(set(texts))]
+        cols = [c for c in ("text", "value", "intensity", "node") if c in train.columns]
+        train = pd.concat([train[cols], extra[cols]], ignore_index=True)
+        extra_texts = extra["text"].astype(str).tolist()
+        texts += extra_texts
+        if x_all is not None:
+            x_all = np.vstack([x_all, _encode_cached(cfg.base, extra_texts)])
+    labels = build_labels(train)
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
     threads = torch.get_num_threads()
     if cfg.mode == "head":
         torch.set_num_threads(1)  # tiny matrices: more threads only add contention
     try:
-        return _run(cfg, vidb, train, train_idx, held_idx, labels, texts, out, resume, progress,
-                    base_embeddings, t0)
+        return _run(cfg, train, n_vidb, held_idx, labels, texts, x_all, out, resume, progress,
+                    t0)
     finally:
         torch.set_num_threads(threads)
 
 
-def _run(cfg: TrainConfig, vidb: pd.DataFrame, train: pd.DataFrame, train_idx: np.ndarray,
-         held_idx: np.ndarray, labels: Any, texts: list[str], out: str | Path | None,
-         resume: bool, progress: bool, base_embeddings: np.ndarray | None,
-         t0: float) -> HiVESModel:
+class _Net:
+    """The trainable encoder of one run: a residual head on cached embeddings, or a full base."""
+
+    def __init__(self, cfg: TrainConfig, texts: list[str], x_all: NDArray[np.float32] | None,
+                 seed: int) -> None:
+        import torch
+
+        torch.manual_seed(seed)
+        self.cfg = cfg
+        self.texts = texts
+        self.module: Any
+        if cfg.mode == "head":
+            assert x_all is not None
+            self.x = torch.from_numpy(np.asarray(x_all, dtype=np.float32))
+            d = self.x.shape[1]
+            lin1 = torch.nn.Linear(d, cfg.hidden)
+            lin2 = torch.nn.Linear(cfg.hidden, d)
+            torch.nn.init.zeros_(lin2.weight)  # start as the identity: the base model
+            torch.nn.init.zeros_(lin2.bias)
+            self.module = torch.nn.ModuleDict({"lin1": lin1, "lin2": lin2})
+            self.drop = torch.nn.Dropout(cfg.input_dropout)
+        else:
+            st = load_base_encoder.__wrapped__(cfg.base)  # a fresh copy: we change its weights
+            st.train()
+            self.module = st
+
+    def __call__(self, idx: Sequence[int] | NDArray[np.int64], train: bool = True) -> Any:
+        import torch
+
+        if self.cfg.mode == "head":
+            x = self.x[np.asarray(idx, dtype=np.int64)]
+            self.drop.train(train)
+            h = self.module["lin1"](self.drop(x))
+            return x + self.module["lin2"](torch.nn.functional.gelu(h))
+        st = self.module
+        st.train(train)
+        feats = st.tokenize([self.texts[i] for i in idx])
+        feats = {k: v.to(st.device) if hasattr(v, "to") else v for k, v in feats.items()}
+        return st(feats)["sentence_embedding"]
+
+    def embed(self, idx: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Normalised embeddings of rows ``idx`` (eval mode, no gradient)."""
+        import torch
+
+        with torch.no_grad():
+            parts = [self(idx[i:i + 256], train=False) for i in range(0, len(idx), 256)]
+            e = torch.nn.functional.normalize(torch.cat(parts), dim=-1)
+        return e.double().cpu().numpy()
+
+
+def _run(cfg: TrainConfig, train: pd.DataFrame, n_vidb: int, held_idx: NDArray[np.int64],
+         labels: HierLabels, texts: list[str], x_all: NDArray[np.float32] | None,
+         out: str | Path | None, resume: bool, progress: bool, t0: float) -> HiVESModel:
+    nets, histories, selections = [], [], []
+    for k in range(cfg.ensemble if cfg.mode == "head" else 1):
+        name = "checkpoint.pt" if k == 0 else f"checkpoint-{k}.pt"
+        ckpt = Path(out) / name if out is not None else None
+        if cfg.ensemble > 1:
+            _log(progress, f"member {k + 1}/{cfg.ensemble}")
+        net, history, selection = _run_member(cfg, 1000 * cfg.seed + k, train, n_vidb, labels,
+                                               texts, x_all, ckpt, resume, progress)
+        nets.append(net)
+        histories.append(history)
+        selections.append(selection)
+    return _finish(cfg, nets, histories, labels, n_vidb, held_idx, out, t0, selections)
+
+
+def _run_member(cfg: TrainConfig, seed: int, train: pd.DataFrame, n_vidb: int,
+                labels: HierLabels, texts: list[str], x_all: NDArray[np.float32] | None,
+                ckpt: Path | None, resume: bool,
+                progress: bool) -> tuple[_Net, list[dict[str, Any]], dict[str, Any]]:
+    """Train one member (its own weight init and batch order) on the training split."""
     import torch
 
-    from valueflow.embed._loss_anchor import AnchorInfoNCELoss
-    from valueflow.embed._loss_hier import HierarchicalContrastiveLoss
-    from valueflow.embed._sampler import CrossTheoryBatchSampler, HierarchicalBatchSampler
-    from valueflow.theories import get_registry
-
-
-    encoder_fn: Callable[[list[int]], torch.Tensor]
-    if cfg.mode == "head":
-        if base_embeddings is None:
-            base_embeddings = HiVESModel(base=cfg.base).encode_base(texts)
-        else:
-            base_embeddings = np.asarray(base_embeddings, dtype=np.float32)[train_idx]
-        x_all = torch.from_numpy(np.asarray(base_embeddings, dtype=np.float32))
-        d = x_all.shape[1]
-        lin1 = torch.nn.Linear(d, cfg.hidden)
-        lin2 = torch.nn.Linear(cfg.hidden, d)
-        torch.nn.init.zeros_(lin2.weight)  # start as the identity: the base model
-        torch.nn.init.zeros_(lin2.bias)
-        net = torch.nn.ModuleDict({"lin1": lin1, "lin2": lin2})
-
-        def encoder_fn(idx: list[int]) -> torch.Tensor:
-            x = x_all[idx]
-            return x + net["lin2"](torch.nn.functional.gelu(net["lin1"](x)))
-    else:
-        st = load_base_encoder.__wrapped__(cfg.base)  # a fresh copy: we change its weights
-        st.train()
-        net = st
-
-        def encoder_fn(idx: list[int]) -> torch.Tensor:
-            feats = st.tokenize([texts[i] for i in idx])
-            feats = {k: v.to(st.device) if hasattr(v, "to") else v for k, v in feats.items()}
-            return st(feats)["sentence_embedding"]
-
-    hier_loss = HierarchicalContrastiveLoss(cfg.temperature, push_margin=cfg.push_margin)
-    anchor_loss = AnchorInfoNCELoss(cfg.anchor_temperature)
-    s1 = HierarchicalBatchSampler(labels, batch_size=cfg.batch_size, seed=cfg.seed)
-    anchors = [a.members for a in get_registry().anchors]
-    s2 = CrossTheoryBatchSampler(labels, anchors, s1, seed=cfg.seed)
-    if cfg.epochs_stage2 and not s2.has_anchor_groups:
-        _log(progress, "no cross-theory anchor links texts of two theories: "
-                       "stage 2 trains the hierarchical loss only")
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total_epochs = cfg.epochs_stage1 + cfg.epochs_stage2
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: min(1.0, (step + 1) / max(1, len(s1))) *
-        max(0.05, 1.0 - step / max(1, total_epochs * len(s1))))
-    lv = torch.from_numpy(labels.levels)
-    dr = torch.from_numpy(labels.direction)
-    vl = torch.from_numpy(labels.value)
-
-    ckpt = Path(out) / "checkpoint.pt" if out is not None else None
-    start, history = 0, []
+    all_rows = np.arange(len(labels), dtype=np.int64)
+    total = cfg.epochs_stage1 + cfg.epochs_stage2
+    state: dict[str, Any] | None = None
     if resume and ckpt is not None and ckpt.is_file():
         state = torch.load(ckpt, weights_only=False)
         if state["config"] != cfg.model_dump():
             raise ConfigError("the checkpoint was written with other settings",
                               hint="resume with the same options, or drop --resume")
-        net.load_state_dict(state["net"])
+        _log(progress, f"resuming {state['phase']} after epoch {state['epoch']}")
+    selection: dict[str, Any] = {}
+    if cfg.val_fraction <= 0:
+        net, history, _ = _fit(cfg, seed, labels, texts, x_all, all_rows, total, None, ckpt,
+                               state, progress, "final", {})
+        return net, history, selection
+    # The validation texts come from the training split only, the same for every member.
+    fit_v, val_v = heldout_split(train.iloc[:n_vidb], cfg.val_fraction, cfg.seed + 7919)
+    fit_rows = np.concatenate([fit_v, np.arange(n_vidb, len(labels))]).astype(np.int64)
+    phase = "select" if cfg.refit else "final"
+    if state is not None and state["phase"] == "final" and cfg.refit:
+        selection = state["selection"]
+    else:
+        sel_state = state if state is not None and state["phase"] == phase else None
+        net, history, best = _fit(cfg, seed, labels, texts, x_all, fit_rows, total,
+                                  (val_v, fit_v), ckpt, sel_state, progress, phase, {})
+        selection = {"best_epoch": best[0], "val_score": best[1], "n_val_texts": len(val_v)}
+        _log(progress, f"best epoch on the validation texts: {best[0]} "
+                       f"({PRIMARY_METRIC} {best[1]:.4f})")
+        if not cfg.refit:
+            return net, history, selection
+        state = None
+    net, history, _ = _fit(cfg, seed, labels, texts, x_all, all_rows, selection["best_epoch"],
+                           None, ckpt, state, progress, "final", selection)
+    return net, history, selection
+
+
+def _fit(cfg: TrainConfig, seed: int, labels: HierLabels, texts: list[str],
+         x_all: NDArray[np.float32] | None, rows: NDArray[np.int64], n_epochs: int,
+         val: tuple[NDArray[np.int64], NDArray[np.int64]] | None, ckpt: Path | None,
+         state: dict[str, Any] | None, progress: bool, phase: str,
+         selection: dict[str, Any]) -> tuple[_Net, list[dict[str, Any]], tuple[int, float]]:
+    """Train on ``rows`` for ``n_epochs``; with ``val`` keep the best epoch's weights."""
+    import torch
+
+    from valueflow.embed._loss_anchor import AnchorInfoNCELoss
+    from valueflow.embed._loss_hier import HierarchicalContrastiveLoss
+    from valueflow.embed._loss_ortho import ValueAxisOrthogonalityLoss
+    from valueflow.embed._sampler import CrossTheoryBatchSampler, HierarchicalBatchSampler
+    from valueflow.theories import get_registry
+
+    net = _Net(cfg, texts, x_all, seed)
+    sub = labels.subset(rows)
+    hier_loss = HierarchicalContrastiveLoss(cfg.temperature, push_margin=cfg.push_margin)
+    anchor_loss = AnchorInfoNCELoss(cfg.anchor_temperature)
+    ortho_loss = ValueAxisOrthogonalityLoss()
+    s1 = HierarchicalBatchSampler(sub, batch_size=cfg.batch_size, seed=seed)
+    anchors = [a.members for a in get_registry().anchors]
+    s2 = CrossTheoryBatchSampler(sub, anchors, s1, seed=seed)
+    if cfg.epochs_stage2 and not s2.has_anchor_groups:
+        _log(progress, "no cross-theory anchor links texts of two theories: "
+                       "stage 2 trains the hierarchical loss only")
+    params = net.module.parameters()
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: min(1.0, (step + 1) / max(1, len(s1))) *
+        max(0.05, 1.0 - step / max(1, n_epochs * len(s1))))
+    lv = torch.from_numpy(labels.levels)
+    dr = torch.from_numpy(labels.direction)
+    vl = torch.from_numpy(labels.value)
+    start, history = 0, []
+    best: tuple[int, float] = (n_epochs, float("nan"))
+    best_state: dict[str, Any] | None = None
+    if state is not None:
+        net.module.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         start, history = state["epoch"], state["history"]
-        _log(progress, f"resuming after epoch {start}")
+        best, best_state = tuple(state["best"]), state["best_net"]  # type: ignore[assignment]
 
-    def hier_term(idx: list[int]) -> torch.Tensor:
-        e = encoder_fn(idx)
-        return hier_loss(e, lv[idx], dr[idx], vl[idx])
+    def step(hier: list[int], anchor: list[int], groups: list[int]) -> float:
+        g_hier = rows[hier].tolist()
+        loss = hier_loss(net(g_hier), lv[g_hier], dr[g_hier], vl[g_hier])
+        if len(anchor) >= 2:
+            g_anc = rows[anchor].tolist()
+            loss = loss + cfg.anchor_weight * anchor_loss(net(g_anc), torch.tensor(groups))
+        if cfg.ortho_weight > 0:
+            # Head mode: the axes of every value over all training rows (cheap); full mode:
+            # over the batch's rows.
+            o_rows = rows.tolist() if cfg.mode == "head" else g_hier + rows[anchor].tolist()
+            loss = loss + cfg.ortho_weight * ortho_loss(net(o_rows), vl[o_rows], dr[o_rows])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        return float(loss.detach())
 
-    for epoch in range(start, total_epochs):
+    for epoch in range(start, n_epochs):
         stage = 1 if epoch < cfg.epochs_stage1 else 2
-        losses = []
         if stage == 1:
             s1.set_epoch(epoch)
-            for batch in s1:
-                loss = hier_term(batch)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(float(loss.detach()))
+            losses = [step(b, [], []) for b in s1]
         else:
             s2.set_epoch(epoch)
-            for b in s2:
-                loss = hier_term(b.hier)
-                if len(b.anchor) >= 2:
-                    groups = torch.tensor(b.anchor_groups)
-                    loss = loss + cfg.anchor_weight * anchor_loss(encoder_fn(b.anchor), groups)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(float(loss.detach()))
-        history.append({"epoch": epoch + 1, "stage": stage, "loss": float(np.mean(losses))})
-        _log(progress, f"epoch {epoch + 1}/{total_epochs} stage {stage} "
-                       f"loss {history[-1]['loss']:.4f}")
+            losses = [step(b.hier, b.anchor, b.anchor_groups) for b in s2]
+        record: dict[str, Any] = {"epoch": epoch + 1, "stage": stage,
+                                  "loss": float(np.mean(losses))}
+        if val is not None:
+            score = _val_score(net, labels, *val, seed=cfg.seed)
+            record["val_" + PRIMARY_METRIC] = score
+            if not score <= best[1]:  # nan-safe: the first epoch always counts
+                best = (epoch + 1, score)
+                best_state = {k: v.detach().clone() for k, v in net.module.state_dict().items()}
+        history.append(record)
+        _log(progress, f"{phase} epoch {epoch + 1}/{n_epochs} stage {stage} loss "
+                       f"{record['loss']:.4f}" + (f" val {record['val_' + PRIMARY_METRIC]:.4f}"
+                                                  if val is not None else ""))
         if ckpt is not None:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"net": net.state_dict(), "opt": opt.state_dict(),
+            torch.save({"net": net.module.state_dict(), "opt": opt.state_dict(),
                         "sched": sched.state_dict(), "epoch": epoch + 1, "history": history,
-                        "config": cfg.model_dump()}, ckpt)
+                        "config": cfg.model_dump(), "phase": phase, "best": best,
+                        "best_net": best_state, "selection": selection}, ckpt)
+    if best_state is not None:
+        net.module.load_state_dict(best_state)
+    return net, history, best
 
+
+def _val_score(net: _Net, labels: HierLabels, val: NDArray[np.int64], pool: NDArray[np.int64],
+               seed: int) -> float:
+    """The primary metric of the validation texts against the rest of the training texts."""
+    q, p = net.embed(val), net.embed(pool)
+    m = hierarchy_metrics(q, labels.subset(val), p, labels.subset(pool), draws=10, seed=seed)
+    return float(m[PRIMARY_METRIC])
+
+
+def _finish(cfg: TrainConfig, nets: list[_Net], histories: list[list[dict[str, Any]]],
+            labels: HierLabels, n_vidb: int, held_idx: NDArray[np.int64],
+            out: str | Path | None, t0: float, selections: list[dict[str, Any]]) -> HiVESModel:
     meta: dict[str, Any] = {
         "name": "hives",
         "config": cfg.model_dump(),
-        "n_train_texts": len(train),
+        "n_train_texts": n_vidb,
+        "n_theory_texts": len(labels) - n_vidb,
         "n_heldout_texts": len(held_idx),
         "holdout": cfg.holdout,
         "split_seed": cfg.seed,
-        "history": history,
+        "selection": selections[0] if len(selections) == 1 else selections,
+        "history": histories[0] if len(histories) == 1 else histories,
         "train_seconds": round(time.perf_counter() - t0, 1),
     }
     if cfg.mode == "head":
-        head = {"W1": lin1.weight.detach().numpy().T.copy(), "b1": lin1.bias.detach().numpy(),
-                "W2": lin2.weight.detach().numpy().T.copy(), "b2": lin2.bias.detach().numpy()}
-        model = HiVESModel(base=cfg.base, head=head, meta=meta)
+        model = HiVESModel(base=cfg.base, head=_merge_heads(nets), meta=meta)
         if out is not None:
             model.save(out)
         return model
     if out is None:
         raise ConfigError("full fine-tuning needs an output folder", hint="pass --out DIR")
+    net = nets[0].module
     net.eval()
-    net.save(str(out))  # type: ignore[operator]
+    net.save(str(out))
     meta["kind"] = "full"
     (Path(out) / "hives.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return HiVESModel(base=str(out), head=None, meta=meta)
+
+
+def _merge_heads(nets: list[_Net]) -> dict[str, NDArray[np.float32]]:
+    """One head whose residual is the mean of the members' residuals.
+
+    ``x + mean_k W2_k gelu(W1_k x + b1_k) + b2_k`` is itself a head of width ``k * hidden``:
+    the hidden layers side by side, the output weights divided by ``k``.
+    """
+    k = len(nets)
+    mods = [n.module for n in nets]
+    return {"W1": np.hstack([m["lin1"].weight.detach().numpy().T for m in mods]),
+            "b1": np.concatenate([m["lin1"].bias.detach().numpy() for m in mods]),
+            "W2": np.vstack([m["lin2"].weight.detach().numpy().T for m in mods]) / k,
+            "b2": np.mean([m["lin2"].bias.detach().numpy() for m in mods], axis=0)}
