@@ -102,7 +102,10 @@ class HiVESModel:
         """Embedding dimension."""
         if self.head is not None:
             return int(self.head["W2"].shape[1])
-        return int(load_base_encoder(self.base).get_sentence_embedding_dimension())
+        encoder = load_base_encoder(self.base)
+        # sentence-transformers >= 5 renamed the method; older releases only have the old name.
+        getter = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
+        return int(getter())
 
     def encode_base(self, texts: Sequence[str], batch_size: int = 32) -> NDArray[np.float32]:
         """L2-normalised base-encoder embeddings (no head), in input order."""
