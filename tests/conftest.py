@@ -13,3 +13,9 @@ def tmp_workspace(tmp_path, monkeypatch):
     ws = open_workspace(path)
     yield ws
     ws.close()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_file_cache(tmp_path_factory, monkeypatch):
+    """Fitted local scorers are cached on disk: keep tests out of the user's cache."""
+    monkeypatch.setenv("VALUEFLOW_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "vf-cache"))

@@ -163,3 +163,47 @@ def test_state_round_trip_and_mismatch(tmp_path):
     assert np.allclose(again.score(TEXTS, "ross:fidelity"), scorer.score(TEXTS, "ross:fidelity"))
     with pytest.raises(DataError, match="does not match this VIDB"):
         LocalScorer(model=load_hives("base")).load_state(state, seed.iloc[:3])
+
+
+@pytest.mark.model
+def test_local_judge_learns_the_vidb_it_is_given_and_caches_the_fit(tmp_path, monkeypatch):
+    pytest.importorskip("sentence_transformers")
+    import valueflow.embed._shipped as shipped
+    from valueflow.embed import LocalScorer
+    from valueflow.errors import UnknownNameError
+    from valueflow.evaluate import prepare_score
+    from valueflow.vidb import load_seed
+
+    monkeypatch.setenv("VALUEFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(shipped, "_FITTED", {})
+    seed = load_seed()
+    bene = seed[seed.value == "schwartz:benevolence"].sample(frac=1.0, random_state=0)
+    train, test = bene.iloc[:45], bene.iloc[45:]
+    # A user VIDB for a sub-value the seed has no texts for: only a refit can score it.
+    path = tmp_path / "caring.csv"
+    train.assign(value="schwartz:benevolence_caring")[["text", "value", "intensity"]].to_csv(
+        path, index=False)
+    with pytest.raises(UnknownNameError, match="no VIDB texts"):
+        shipped.load_local_scorer().score(["x"], "schwartz:benevolence_caring")
+
+    job = prepare_score(test.text.tolist(), "benevolence_caring", "local", str(path))
+    judge = job.judge
+    assert isinstance(judge, LocalScorer) and "caring.csv" in judge.description
+    assert "valueflow-seed" in judge.description  # the seed fills in the other values
+    pred = judge.score(test.text.tolist(), "schwartz:benevolence_caring")[:, 0]
+    rho = float(np.corrcoef(np.argsort(np.argsort(pred)),
+                            np.argsort(np.argsort(test.intensity.to_numpy())))[0, 1])
+    assert rho > 0.3, rho
+    (entry,) = (tmp_path / "cache").iterdir()
+    assert (entry / "state.json").is_file() and (entry / "emb.npz").is_file()
+
+    # A new process (empty memo) loads the fit from the cache instead of fitting again.
+    monkeypatch.setattr(shipped, "_FITTED", {})
+
+    def no_fit(self, vidb):
+        raise AssertionError("refitted instead of loading the cached fit")
+
+    monkeypatch.setattr(LocalScorer, "fit", no_fit)
+    again = prepare_score(test.text.tolist(), "benevolence_caring", "local", str(path)).judge
+    assert np.allclose(again.score(test.text.tolist(), "schwartz:benevolence_caring")[:, 0], pred,
+                       atol=1e-3)

@@ -116,3 +116,76 @@ def test_cli_import_stats_export(tmp_workspace, tmp_path):
     assert (tmp_path / "h.png").stat().st_size > 1000
     res = runner.invoke(cli, ["vidb", "export", str(tmp_path / "o.parquet")])
     assert res.exit_code == 0 and len(pd.read_parquet(tmp_path / "o.parquet")) == 3
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Benevolence_pvq_flag_aggregated.csv", "schwartz:benevolence"),
+    ("Self-Direction_pvq_flag_aggregated.csv", "schwartz:self_direction"),
+    ("justice_mft_flag_aggregated.csv", "mft:justice"),
+    ("justice_duty_flag_aggregated.csv", "ross:justice"),
+    ("Right to life_rights_flag_aggregated.csv", "rights:right_to_life"),
+    ("Social Rights_rights.parquet", "rights:social_rights"),
+    ("pvq_achievement.jsonl", "schwartz:achievement"),
+    ("care.csv.gz", "mft:care_harm"),
+    ("data.csv", None),                        # names no value
+    ("train-00000-of-00001.parquet", None),    # a dataset shard
+    ("justice.csv", None),                     # ambiguous without a theory
+])
+def test_value_from_filename(name, expected):
+    from valueflow.vidb import value_from_filename
+
+    assert value_from_filename(name) == expected
+
+
+def _published_layout(root):
+    """The published VIDB's layout: one CSV per value, `text` and `final_rating` only."""
+    folder = root / "final_ratings"
+    folder.mkdir()
+    _frame(text=["I sat with my neighbour after the funeral.", "I took credit for her work."],
+           final_rating=[7.0, -6.5]).to_csv(folder / "Benevolence_pvq_flag_aggregated.csv",
+                                            index=False)
+    _frame(text=["I kept the promise I made to my father.", "The train left at noon."],
+           final_rating=[8.0, 0.0]).to_csv(folder / "fidelity_duty_flag_aggregated.csv",
+                                           index=False)
+    return folder
+
+
+def test_folder_import_takes_each_value_from_its_file_name(tmp_workspace, tmp_path):
+    folder = _published_layout(tmp_path)
+    store = VIDBStore(tmp_workspace)
+    assert store.import_file(folder) == 4
+    df = store.to_frame()
+    assert dict(zip(df.text, df.value, strict=True)) == {
+        "I sat with my neighbour after the funeral.": "schwartz:benevolence",
+        "I took credit for her work.": "schwartz:benevolence",
+        "I kept the promise I made to my father.": "ross:fidelity",
+        "The train left at noon.": "ross:fidelity"}
+    # load_vidb reads the same folder without a workspace.
+    assert len(load_vidb(folder, values=["fidelity"])) == 2
+
+
+def test_folder_import_is_all_or_nothing_and_names_the_file(tmp_workspace, tmp_path):
+    folder = _published_layout(tmp_path)
+    _frame(text=["x", "y"], final_rating=[1, 2]).to_csv(folder / "notes.csv", index=False)
+    store = VIDBStore(tmp_workspace)
+    with pytest.raises(DataError, match=r"notes\.csv has no column 'value' and its file name"):
+        store.import_file(folder)
+    assert store.count() == 0
+
+
+def test_skip_invalid_leaves_out_stray_rows_and_counts_them(tmp_workspace, tmp_path):
+    src = tmp_path / "power.csv"
+    _frame(text=["I run the board.", "", "I run the board.", "I obey quietly."],
+           final_rating=[6.0, 2.0, 5.0, None]).to_csv(src, index=False)
+    store = VIDBStore(tmp_workspace)
+    with pytest.raises(DataError, match="empty text in row 2"):
+        store.import_file(src)
+    assert store.import_file(src, skip_invalid=True) == 1
+    assert store.last_skipped == {"empty text": 1, "missing intensity": 1, "repeated text": 1}
+    assert store.to_frame()["intensity"].tolist() == [6.0]  # the first of a repeated text
+    # Out-of-range intensities still refuse: they mean a wrong scale, not a stray row.
+    (tmp_path / "b").mkdir()
+    bad = tmp_path / "b" / "power.csv"
+    _frame(text=["I rule."], final_rating=[42]).to_csv(bad, index=False)
+    with pytest.raises(DataError, match=r"outside \[-10, 10\]"):
+        store.import_file(bad, skip_invalid=True)

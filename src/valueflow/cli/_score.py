@@ -52,7 +52,9 @@ def load_truth(path: str) -> dict[str, float]:
               "openai/<model>, llamacpp/<path.gguf>, vllm/<model>.")
 @click.option("--vidb", "vidb_source", default="auto", show_default=True,
               help="auto (workspace VIDB where it has anchors for a value, else the bundled "
-              "seed), seed, workspace, or a file with text, value, intensity.")
+              "seed), seed, workspace, a file with text, value, intensity, or a folder of "
+              "per-value files. --judge local refits on it (seed texts fill in values it "
+              "lacks; fits are cached).")
 @click.option("--intensity-column", default=None, help="Intensity column of a --vidb file.")
 @click.option("--text-column", default="text", show_default=True, help="Text column of INPUT.")
 @click.option("--k", "k", type=int, default=6, show_default=True,

@@ -28,12 +28,21 @@ def vidb() -> None:
 @click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")
 @click.option("--on-conflict", type=click.Choice(["error", "skip", "replace"]), default="error",
               show_default=True, help="What to do with (value, text) pairs already stored.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Leave out rows with an empty text, a missing intensity or a repeated text "
+              "(and say how many) instead of refusing the import.")
 def import_(source: str | None, seed: bool, value: str | None, text_column: str | None,
             value_column: str | None, intensity_column: str | None, source_name: str | None,
-            license_: str | None, dataset: str | None, split: str, on_conflict: str) -> None:
-    """Import SOURCE (CSV, JSONL, Parquet, a saved HF dataset folder, or hf://OWNER/NAME).
+            license_: str | None, dataset: str | None, split: str, on_conflict: str,
+            skip_invalid: bool) -> None:
+    """Import SOURCE (CSV, JSONL, Parquet, a folder of such files, a saved HF dataset
+    folder, or hf://OWNER/NAME).
 
-    Validation reports the offending rows; an import writes all rows or none.
+    A table without a value column belongs to --value, or else to the value its file name
+    names: the published VIDB's one-file-per-value layout
+    (data/final_ratings/{value}_{theory}_flag_aggregated.csv, intensity column final_rating)
+    imports as `valueflow vidb import data/final_ratings`. Validation reports the offending
+    rows; an import writes all rows or none.
     """
     from valueflow.errors import ConfigError
     from valueflow.vidb import VIDBStore
@@ -51,7 +60,12 @@ def import_(source: str | None, seed: bool, value: str | None, text_column: str 
         assert source is not None
         n = store.import_file(source, value=value, columns=columns, source=source_name,
                               license=license_, dataset=dataset, on_conflict=on_conflict,  # type: ignore[arg-type]
-                              split=split)
+                              split=split, skip_invalid=skip_invalid)
+        for name, vid in store.last_values.items():
+            click.echo(f"{name}: value {vid} (from the file name)", err=True)
+        if store.last_skipped:
+            click.echo("left out " + ", ".join(f"{n} row(s) with {why}" for why, n in
+                                               store.last_skipped.items()), err=True)
         click.echo(f"imported {n} items from {source} into {ws.path} ({store.count()} in all)")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -23,7 +25,13 @@ from valueflow.embed._scorer import LocalScorer
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["load_local_scorer", "texts_hash", "write_shipped_scorer"]
+__all__ = ["load_local_scorer", "scorer_cache_dir", "scorer_training_frame", "texts_hash",
+           "write_shipped_scorer"]
+
+#: Bump when a change to LocalScorer makes fits cached on disk stale.
+SCORER_VERSION = "2"
+CACHE_DIR_ENV = "VALUEFLOW_CACHE_DIR"
+_SEED_SOURCE = "valueflow-seed"
 
 #: The encoder the default scorer uses. On texts the HiVES head never saw, scorer features
 #: from the base MiniLM predicted intensity better than features from the head, so the
@@ -73,17 +81,133 @@ def _default_scorer() -> LocalScorer:
     return scorer.fit(seed)
 
 
+def scorer_cache_dir() -> Path:
+    """Where fitted local scorers are cached: ``$VALUEFLOW_CACHE_DIR`` or
+    ``$XDG_CACHE_HOME/valueflow`` (``~/.cache/valueflow``)."""
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "valueflow"
+
+
+def scorer_training_frame(vidb: pd.DataFrame, *, add_seed: bool = True) -> pd.DataFrame:
+    """The texts a local scorer refit on ``vidb`` learns from.
+
+    ``vidb``'s texts for every value it has; with ``add_seed``, the seed VIDB's texts for
+    the values it lacks, so those values stay scorable and every value sees off-value texts.
+    """
+    import pandas as pd
+
+    from valueflow.tables import require_columns
+    from valueflow.vidb import load_seed
+
+    require_columns(vidb, ["text", "value", "intensity"], source="the VIDB")
+    cols = ["text", "value", "intensity", "source"]
+    frame = vidb.assign(source=vidb["source"] if "source" in vidb.columns else "VIDB table")
+    frame = frame[cols].dropna(subset=["text", "value", "intensity"])
+    frame = frame[frame["text"].astype(str).str.strip() != ""]
+    frame = frame.drop_duplicates(subset=["value", "text"], keep="first")
+    if add_seed:
+        seed = load_seed()
+        seed = seed.assign(source=seed["source"].fillna(_SEED_SOURCE))[cols]
+        extra = seed[~seed["value"].isin(set(frame["value"]))]
+        frame = pd.concat([frame, extra], ignore_index=True)
+    return frame.reset_index(drop=True)
+
+
+def _fit_key(enc: HiVESModel, frame: pd.DataFrame) -> str:
+    h = hashlib.sha256(f"{SCORER_VERSION}\0{enc.name}\0{enc.base}\0".encode())
+    for t, v, y in zip(frame["text"].astype(str), frame["value"].astype(str),
+                       frame["intensity"].astype(float), strict=True):
+        h.update(f"{v}\x1f{y!r}\x1f{t}\0".encode())
+    return h.hexdigest()[:24]
+
+
+def _is_seed(frame: pd.DataFrame) -> bool:
+    from valueflow.vidb import load_seed
+
+    if "source" in frame.columns and not set(frame["source"].dropna().astype(str)) <= {
+            _SEED_SOURCE}:
+        return False
+    seed = load_seed()
+    return len(frame) == len(seed) and set(zip(frame["value"], frame["text"], strict=True)) == set(
+        zip(seed["value"], seed["text"], strict=True))
+
+
+_FITTED: dict[tuple[str, str, int], LocalScorer] = {}
+
+
+def _fitted(key: str, folder: str | None, enc: HiVESModel, frame: pd.DataFrame) -> LocalScorer:
+    memo = (key, str(folder), id(enc))
+    if memo not in _FITTED:
+        while len(_FITTED) >= 4:
+            _FITTED.pop(next(iter(_FITTED)))
+        _FITTED[memo] = _fit_or_load(key, folder, enc, frame)
+    return _FITTED[memo]
+
+
+def _fit_or_load(key: str, folder: str | None, enc: HiVESModel, frame: pd.DataFrame
+                 ) -> LocalScorer:
+    texts = frame["text"].astype(str).tolist()
+    scorer = LocalScorer(model=enc)
+    seed_rows = _seed_cache(enc, _seed_texts())
+    if seed_rows is not None:
+        scorer._cache.update({t: r for t, r in seed_rows.items()})
+    where = Path(folder) / f"local-scorer-{key}" if folder else None
+    if where is not None and (where / "state.json").is_file():
+        try:
+            state = json.loads((where / "state.json").read_text(encoding="utf-8"))
+            with np.load(where / "emb.npz") as z:
+                rows = np.asarray(z["rows"])
+            if len(rows) == len(texts):
+                scorer._cache.update(zip(texts, rows, strict=True))
+                return scorer.load_state(state, frame)
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache entry: refit and overwrite it
+    if sys.stderr.isatty():
+        print(f"fitting the local scorer on {len(frame)} VIDB texts (cached for next time)...",
+              file=sys.stderr, flush=True)
+    scorer.fit(frame)
+    if where is not None:
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+            e, mid = scorer._encode(texts)
+            tmp = where / f"emb.{os.getpid()}.npz"
+            np.savez_compressed(tmp, rows=np.hstack([e, mid]).astype(np.float16))
+            os.replace(tmp, where / "emb.npz")
+            tmp_state = where / f"state.{os.getpid()}.json"
+            tmp_state.write_text(json.dumps(scorer.state_dict()), encoding="utf-8")
+            os.replace(tmp_state, where / "state.json")  # written last: marks the entry done
+        except OSError:
+            pass  # an unwritable cache only costs the refit next time
+    return scorer
+
+
+@lru_cache(maxsize=1)
+def _seed_texts() -> list[str]:
+    from valueflow.vidb import load_seed
+
+    return load_seed()["text"].astype(str).tolist()
+
+
 def load_local_scorer(path: str | Path | None = None, *, vidb: pd.DataFrame | str | None = None,
-                      model: HiVESModel | str | None = None) -> LocalScorer:
+                      model: HiVESModel | str | None = None, add_seed: bool = True,
+                      cache_dir: str | Path | None = None) -> LocalScorer:
     """The local intensity scorer (a ``DirectScorer``).
 
     Args:
         path: Unused unless given: a folder with ``local_scorer.json`` written by
             :func:`write_shipped_scorer` (it must be fitted on the seed VIDB).
-        vidb: Refit on this VIDB (a frame, ``"workspace"``, ``"seed"`` or a file path)
-            instead of loading the shipped fit; takes seconds.
+        vidb: Refit on this VIDB (a frame, ``"workspace"``, ``"seed"`` or a file or folder
+            path) instead of loading the shipped fit. Fits are cached on disk by content
+            (see :func:`scorer_cache_dir`): the first fit on a VIDB encodes its texts
+            (~300 texts/s on 2 CPU cores), later loads take about a second.
         model: Encoder for the features (default: the bundled MiniLM; ``"default"`` for the
             shipped HiVES head, or a model folder).
+        add_seed: With ``vidb``: also learn the seed VIDB's texts of the values ``vidb``
+            lacks (see :func:`scorer_training_frame`).
+        cache_dir: Folder of the fit cache (default :func:`scorer_cache_dir`).
 
     Returns:
         A fitted scorer; its ``description`` says what it was trained on.
@@ -92,23 +216,22 @@ def load_local_scorer(path: str | Path | None = None, *, vidb: pd.DataFrame | st
         return _default_scorer()
     enc = load_hives(model if model is not None else SCORER_MODEL) if not isinstance(
         model, HiVESModel) else model
-    scorer = LocalScorer(model=enc)
     if vidb is None and path is not None:
         from valueflow.vidb import load_seed
 
         seed = load_seed()
         state = json.loads((Path(path) / "local_scorer.json").read_text(encoding="utf-8"))
-        return scorer.load_state(state, seed)
+        return LocalScorer(model=enc).load_state(state, seed)
     if isinstance(vidb, str) or vidb is None:
         from valueflow.vidb import load_vidb
 
-        frame = load_vidb(vidb or "seed")
-    else:
-        frame = vidb
-    cached = _seed_cache(enc, frame["text"].astype(str).tolist())
-    if cached is not None:
-        scorer._cache.update(cached)
-    return scorer.fit(frame)
+        vidb = load_vidb(vidb or "seed")
+    frame = scorer_training_frame(vidb, add_seed=add_seed)
+    if model is None and _is_seed(frame):
+        return _default_scorer()
+    key = _fit_key(enc, frame)
+    folder = Path(cache_dir) if cache_dir is not None else scorer_cache_dir()
+    return _fitted(key, str(folder), enc, frame)
 
 
 def write_shipped_scorer(out: str | Path | None = None) -> LocalScorer:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from valueflow.theories import ValueNode
     from valueflow.workspace import Workspace
 
-__all__ = ["AnchorPool", "VIDBSource", "anchor_pools"]
+__all__ = ["AnchorPool", "VIDBSource", "anchor_pools", "user_vidb_frame"]
 
 VIDBSource = Any
 """``"auto"``, ``"seed"``, ``"workspace"``, a file path, or a DataFrame."""
@@ -55,15 +55,42 @@ def _pool(frame: pd.DataFrame, value: str, source: str) -> AnchorPool:
                       rows["intensity"].to_numpy(dtype=float), source)
 
 
-def _normalize(raw: pd.DataFrame, name: str, values: list[ValueNode], *,
-               intensity_column: str | None, text_column: str | None) -> pd.DataFrame:
-    from valueflow.vidb import normalize_vidb_frame
+def _load(source: Any, values: list[ValueNode], *, intensity_column: str | None,
+          text_column: str | None) -> pd.DataFrame:
+    from valueflow.vidb import load_vidb
 
-    columns = {k: v for k, v in (("intensity", intensity_column), ("text", text_column)) if v}
     # A file of one value's anchors needs no value column when that value is being scored.
-    single = values[0].id if len(values) == 1 and "value" not in raw.columns else None
-    return normalize_vidb_frame(raw, source_name=name, value=single, columns=columns,
-                                source=name)
+    single = values[0].id if len(values) == 1 else None
+    return load_vidb(source, intensity_column=intensity_column, text_column=text_column,
+                     value=single)
+
+
+def user_vidb_frame(
+    source: VIDBSource,
+    values: list[ValueNode],
+    *,
+    workspace: Workspace | None = None,
+    intensity_column: str | None = None,
+    text_column: str | None = None,
+) -> pd.DataFrame | None:
+    """The VIDB a source names other than the bundled seed, or None when it names the seed.
+
+    ``"auto"`` is the workspace's VIDB when it has any items, else the seed (None).
+    """
+    from valueflow.vidb import load_vidb
+
+    if isinstance(source, str) and source in ("auto", "seed", "workspace"):
+        if source == "seed" or (source == "auto" and workspace is None):
+            return None
+        if workspace is None:
+            raise ConfigError("--vidb workspace needs a workspace",
+                              hint="pass workspace=..., or use vidb='seed'")
+        frame = load_vidb("workspace", workspace=workspace)
+        if frame.empty and source == "workspace":
+            raise DataError("the workspace VIDB is empty",
+                            hint="import texts with `valueflow vidb import`, or use --vidb seed")
+        return None if frame.empty else frame
+    return _load(source, values, intensity_column=intensity_column, text_column=text_column)
 
 
 def anchor_pools(
@@ -104,15 +131,12 @@ def anchor_pools(
         if source in ("auto", "seed"):
             frames["seed"] = (load_seed(ids), "seed")
     elif isinstance(source, str | os.PathLike):
-        from valueflow.vidb import read_vidb_source
-
-        frames["file"] = (_normalize(read_vidb_source(source), str(source), values,
-                                     intensity_column=intensity_column, text_column=text_column),
-                          os.path.basename(str(source)))
+        frames["file"] = (_load(source, values, intensity_column=intensity_column,
+                                text_column=text_column),
+                          os.path.basename(os.path.normpath(str(source))))
     else:
-        frames["table"] = (_normalize(source, "VIDB table", values,
-                                      intensity_column=intensity_column, text_column=text_column),
-                           "table")
+        frames["table"] = (_load(source, values, intensity_column=intensity_column,
+                                 text_column=text_column), "table")
 
     pools: dict[str, AnchorPool] = {}
     for v in values:

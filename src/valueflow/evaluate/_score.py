@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from valueflow.errors import ConfigError, DataError
-from valueflow.evaluate._anchors import AnchorPool, VIDBSource, anchor_pools
+from valueflow.evaluate._anchors import AnchorPool, VIDBSource, anchor_pools, user_vidb_frame
 from valueflow.evaluate._engine import (
     Design,
     Estimator,
@@ -174,6 +174,15 @@ def prepare_score(
         # Long format: every row once per value.
         base = pd.concat([frame] * len(nodes), ignore_index=True)
         row_values = [v for v in nodes for _ in range(len(frame))]
+    if isinstance(judge, str) and judge == "local" and not (judge_options or {}).get("local_path"):
+        # The local scorer learns from the VIDB the user names (its texts for the values it
+        # has, the seed's for the rest); the seed alone is the shipped fit.
+        from valueflow.embed import load_local_scorer
+
+        user = user_vidb_frame(vidb, list({v.id: v for v in row_values}.values()),
+                               workspace=workspace, intensity_column=intensity_column)
+        if user is not None:
+            judge = load_local_scorer(vidb=user)
     if isinstance(judge, str):
         opts = dict(judge_options or {})
         opts.setdefault("seed", seed)

@@ -28,7 +28,14 @@ from valueflow.vidb._schedule import adaptive_windows, balanced_windows, window_
 from valueflow.vidb._schema import VIDB_COLUMNS
 from valueflow.vidb._seed import SEED_PROVENANCE, load_seed
 from valueflow.vidb._stats import HIST_EDGES, plot_vidb_histograms, vidb_stats
-from valueflow.vidb._store import OnConflict, VIDBStore, load_vidb, read_vidb_source
+from valueflow.vidb._store import (
+    OnConflict,
+    VIDBStore,
+    load_vidb,
+    read_vidb_source,
+    read_vidb_tables,
+    value_from_filename,
+)
 
 __all__ = [
     "FLAG_NAMES",
@@ -63,6 +70,8 @@ __all__ = [
     "parse_vote",
     "plot_vidb_histograms",
     "read_vidb_source",
+    "read_vidb_tables",
+    "value_from_filename",
     "vidb_stats",
     "window_components",
 ]

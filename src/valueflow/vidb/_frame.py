@@ -52,6 +52,7 @@ def normalize_vidb_frame(
     dataset: str | None = None,
     provenance: str | None = None,
     neutral_band: float = 1.0,
+    skip_invalid: bool = False,
 ) -> pd.DataFrame:
     """Validate an incoming table and return it with the canonical VIDB columns.
 
@@ -63,6 +64,10 @@ def normalize_vidb_frame(
             input's column name.
         source, license, dataset, provenance: Defaults for rows that lack these columns.
         neutral_band: |intensity| below this is ``neutral`` when no direction is given.
+        skip_invalid: Leave out rows with an empty text, a missing or non-numeric intensity,
+            or a text already seen for the same value, instead of failing; the counts are in
+            ``result.attrs["skipped"]``. Unknown values and out-of-range intensities still
+            fail: they mean a wrong mapping or scale, not a stray row.
 
     Raises:
         DataError: listing the offending rows (1-based, header not counted) for missing
@@ -82,6 +87,14 @@ def normalize_vidb_frame(
     renamed = df.rename(columns={v: k for k, v in mapping.items() if v != k})
     required = ["text", "intensity"] + ([] if value else ["value"])
     require_columns(df, [mapping.get(k, k) for k in required], source=source_name)
+    skipped: dict[str, int] = {}
+    if skip_invalid:
+        no_text = renamed["text"].isna() | renamed["text"].astype(str).str.strip().eq("")
+        no_num = pd.to_numeric(renamed["intensity"], errors="coerce").isna() & ~no_text
+        for reason, mask in (("empty text", no_text), ("missing intensity", no_num)):
+            if mask.any():
+                skipped[reason] = int(mask.sum())
+        renamed = renamed[~(no_text | no_num)]
     out = pd.DataFrame(index=renamed.index)
     problems: list[str] = []
 
@@ -127,7 +140,10 @@ def normalize_vidb_frame(
         ids = [item_id(v, t) for v, t in zip(out["value"], out["text"], strict=True)]
         out["item_id"] = ids
         dup = out["item_id"].duplicated(keep="first")
-        if dup.any():
+        if dup.any() and skip_invalid:
+            skipped["repeated text"] = int(dup.sum())
+            out, renamed = out[~dup].copy(), renamed[~dup]
+        elif dup.any():
             problems.append(
                 f"duplicate text for the same value in {_rows(list(renamed.index[dup]))}"
             )
@@ -160,7 +176,9 @@ def normalize_vidb_frame(
     }
     for col, default in defaults.items():
         out[col] = renamed.get(col, default)
-    return out[VIDB_COLUMNS].reset_index(drop=True)
+    result = out[VIDB_COLUMNS].reset_index(drop=True)
+    result.attrs["skipped"] = skipped
+    return result
 
 
 def _k(name: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,9 +17,120 @@ if TYPE_CHECKING:
 
     from valueflow.workspace import Workspace
 
-__all__ = ["OnConflict", "VIDBStore", "load_vidb", "read_vidb_source"]
+__all__ = ["OnConflict", "VIDBStore", "load_vidb", "read_vidb_source", "read_vidb_tables",
+           "value_from_filename"]
 
 OnConflict = Literal["error", "skip", "replace"]
+
+TABLE_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq")
+
+
+def value_from_filename(path: str | os.PathLike[str]) -> str | None:
+    """The value a per-value VIDB file is named after, or None when the name says none.
+
+    Understands the published VIDB's ``{value}_{theory}_flag_aggregated.csv`` and plainer
+    names (``benevolence.csv``, ``pvq_achievement.jsonl``, ``Care-Harm_mft.parquet``): the
+    longest run of name parts that resolves to exactly one value wins, qualified by a theory
+    named next to it when there is one (``justice_mft`` -> ``mft:justice``).
+    """
+    from valueflow.errors import UnknownNameError
+    from valueflow.theories import get_registry
+
+    name = Path(str(path)).name
+    for exts in ((".gz", ".zst"), TABLE_EXTENSIONS):
+        for ext in exts:
+            if name.lower().endswith(ext):
+                name = name[: -len(ext)]
+    parts = [p for p in re.split(r"[_\s.]+", name) if p]
+    reg = get_registry()
+
+    def theory_key(token: str) -> str | None:
+        try:
+            return reg.theory(token).key
+        except UnknownNameError:
+            return None
+
+    theories = [theory_key(p) for p in parts]
+    best: tuple[int, str] | None = None
+    for i in range(len(parts)):
+        for j in range(len(parts), i, -1):
+            if any(t is not None for t in theories[i:j]) and j - i == 1:
+                continue  # a lone theory name is not a value
+            cand = "_".join(parts[i:j])
+            near = [t for t in (theories[i - 1] if i > 0 else None,
+                                theories[j] if j < len(parts) else None) if t]
+            tries = [f"{t}:{cand}" for t in near] + [cand]
+            for name_try in tries:
+                try:
+                    node = reg.resolve(name_try)
+                except UnknownNameError:
+                    continue
+                if best is None or j - i > best[0]:
+                    best = (j - i, node.id)
+                break
+    return best[1] if best else None
+
+
+def _table_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()
+                  and p.name.lower().endswith(TABLE_EXTENSIONS) and not p.name.startswith("."))
+
+
+def read_vidb_tables(
+    path: str | os.PathLike[str],
+    *,
+    split: str = "train",
+) -> list[tuple[pd.DataFrame, str]]:
+    """Raw tables of a VIDB source, each with the name to report it by.
+
+    A file or a saved Hugging Face dataset is one table; a folder of table files (the
+    published VIDB ships one CSV per value) is one table per file; ``hf://OWNER/NAME`` is
+    downloaded (``huggingface_hub``) and read as such a folder when it holds table files.
+    """
+    spec = str(path)
+    folder: Path | None = None
+    if spec.startswith("hf://"):
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(spec.removeprefix("hf://"), repo_type="dataset"))
+        except ImportError:
+            folder = None
+        except Exception as exc:
+            raise DataError(f"cannot download Hugging Face dataset {spec!r}: {exc}",
+                            hint="check the id and your network, or download it and import "
+                            "the folder") from exc
+        if folder is not None and not _table_files(folder):
+            folder = None
+    elif Path(spec).is_dir() and not ((Path(spec) / "dataset_info.json").exists()
+                                      or (Path(spec) / "dataset_dict.json").exists()):
+        folder = Path(spec)
+        if not _table_files(folder):
+            raise DataError(f"the folder {spec!r} holds no table files",
+                            hint=f"put {', '.join(TABLE_EXTENSIONS)} files in it, or give a file")
+    if folder is None:
+        return [(read_vidb_source(path, split=split), spec)]
+    return [(read_vidb_source(p), str(p)) for p in _table_files(folder)]
+
+
+def _value_for_table(raw: pd.DataFrame, name: str, value: str | None,
+                     columns: Mapping[str, str] | None, *, override: bool = True) -> str | None:
+    """The value every row of a table belongs to (None: its value column says): ``value``
+    (when ``override``, even over a value column), else the value column, else the value
+    its file name names."""
+    has_column = (columns or {}).get("value", "value") in raw.columns
+    if has_column and not override:
+        return None
+    if value is not None or has_column:
+        return value
+    inferred = value_from_filename(name)
+    if inferred is None:
+        raise DataError(
+            f"{name} has no column 'value' and its file name names no value; its columns are "
+            + ", ".join(repr(str(c)) for c in raw.columns),
+            hint="pass --value NAME (every row is that value), --value-column COLUMN, or name "
+            "the file after its value (e.g. benevolence_pvq.csv)")
+    return inferred
 
 
 def read_vidb_source(
@@ -126,19 +238,52 @@ class VIDBStore:
         dataset: str | None = None,
         on_conflict: OnConflict = "error",
         split: str = "train",
+        skip_invalid: bool = False,
     ) -> int:
-        """Validate and import a file or dataset; all rows or none. Returns rows written."""
-        raw = read_vidb_source(path, split=split)
-        frame = normalize_vidb_frame(
-            raw,
-            source_name=str(path),
-            value=value,
-            columns=columns,
-            source=source or str(path),
-            license=license,
-            dataset=dataset or Path(str(path)).stem,
-            provenance=f"imported from {path}",
-        )
+        """Validate and import a file, a folder of per-value files, or a dataset; all rows
+        or none. Returns rows written.
+
+        A table without a value column belongs to ``value``, or else to the value its file
+        name names (see :func:`value_from_filename`). With ``skip_invalid``, rows with an
+        empty text, a missing intensity or a repeated text are left out (counted in
+        :attr:`last_skipped`) instead of failing the import.
+        """
+        import pandas as pd
+
+        frames = []
+        self.last_skipped: dict[str, int] = {}
+        self.last_values: dict[str, str] = {}
+        for raw, name in read_vidb_tables(path, split=split):
+            table_value = _value_for_table(raw, name, value, columns)
+            frame = normalize_vidb_frame(
+                raw,
+                source_name=name,
+                value=table_value,
+                columns=columns,
+                source=source or str(path),
+                license=license,
+                dataset=dataset or Path(str(path)).stem,
+                provenance=f"imported from {name}",
+                skip_invalid=skip_invalid,
+            )
+            for reason, n in frame.attrs.get("skipped", {}).items():
+                self.last_skipped[reason] = self.last_skipped.get(reason, 0) + n
+            if table_value is not None and value is None:
+                self.last_values[name] = table_value
+            frames.append(frame)
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        dup = frame["item_id"].duplicated(keep="first")
+        if dup.any():
+            if not skip_invalid:
+                shown = "; ".join(f"{v}: {t[:40]!r}" for v, t in
+                                  frame.loc[dup, ["value", "text"]].head(3).itertuples(index=False))
+                raise DataError(f"{int(dup.sum())} text(s) appear twice for the same value across "
+                                f"the files of {path} ({shown})",
+                                hint="remove the repeats, or pass --skip-invalid to keep the "
+                                "first; nothing was imported")
+            self.last_skipped["repeated text"] = (self.last_skipped.get("repeated text", 0)
+                                                  + int(dup.sum()))
+            frame = frame[~dup].reset_index(drop=True)
         return self.add(frame, on_conflict=on_conflict)
 
     def import_seed(self, *, on_conflict: OnConflict = "skip") -> int:
@@ -200,18 +345,25 @@ def load_vidb(
     intensity_column: str | None = None,
     text_column: str | None = None,
     value_column: str | None = None,
+    value: str | None = None,
     workspace: Workspace | None = None,
 ) -> pd.DataFrame:
     """Load a VIDB as a DataFrame with the canonical columns.
 
     Args:
         source: ``"seed"`` (bundled), ``"workspace"`` (the workspace's store), a file path
-            (CSV/JSONL/Parquet with ``text``, ``value``, ``intensity`` or mapped columns), or a
-            DataFrame.
+            (CSV/JSONL/Parquet with ``text``, ``value``, ``intensity`` or mapped columns), a
+            folder of such files (a file without a value column belongs to the value its
+            name names, as in the published VIDB's ``{value}_{theory}_flag_aggregated.csv``),
+            or a DataFrame.
         values: Keep only these values.
         intensity_column, text_column, value_column: Column names in a file or DataFrame.
+        value: The value of every row of a single file or DataFrame that has no value
+            column (a value column, when there is one, wins).
         workspace: The workspace for ``"workspace"`` (default: the default workspace).
     """
+    import pandas as pd
+
     from valueflow.vidb._seed import load_seed
 
     if isinstance(source, str) and source == "seed":
@@ -226,11 +378,16 @@ def load_vidb(
     columns = {k: v for k, v in (("intensity", intensity_column), ("text", text_column),
                                  ("value", value_column)) if v}
     if isinstance(source, str | os.PathLike):
-        raw = read_vidb_source(source)
-        name = str(source)
+        tables = read_vidb_tables(source)
+        if len(tables) > 1:
+            value = None  # a folder: each file says its own value
     else:
-        raw, name = source, "VIDB table"
-    df = normalize_vidb_frame(raw, source_name=name, columns=columns, source=name)
+        tables = [(source, "VIDB table")]
+    frames = [normalize_vidb_frame(raw, source_name=name, columns=columns, source=name,
+                                   value=_value_for_table(raw, name, value, columns,
+                                                          override=False))
+              for raw, name in tables]
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     if values:
         from valueflow.theories import resolve_value
 
