@@ -16,6 +16,9 @@ def tmp_workspace(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_file_cache(tmp_path_factory, monkeypatch):
-    """Fitted local scorers are cached on disk: keep tests out of the user's cache."""
-    monkeypatch.setenv("VALUEFLOW_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "vf-cache"))
+def _isolated_defaults(tmp_path_factory, monkeypatch):
+    """Keep tests out of the user's file cache (fitted local scorers) and away from any
+    workspace in the current directory."""
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("VALUEFLOW_CACHE_DIR", str(base / "vf-cache"))
+    monkeypatch.setenv("VALUEFLOW_WORKSPACE", str(base / "no-workspace" / "ws.duckdb"))

@@ -66,3 +66,21 @@ def test_profile_cli_json_and_files(tmp_path):
     assert set(prof[prof.group == "b"].n_texts) == {3}
     assert (prof.low <= prof.intensity + 1e-9).all() and (prof.intensity <= prof.high + 1e-9).all()
     assert pd.read_csv(out).shape[0] == 64 and plot.stat().st_size > 1000
+
+
+def test_profile_cli_learns_a_vidb_file(tmp_path):
+    from valueflow.vidb import load_seed
+
+    seed = load_seed()
+    caring = seed[seed.value == "schwartz:benevolence"].assign(value="benevolence caring")
+    vidb = tmp_path / "mine.jsonl"
+    caring[["text", "value", "intensity"]].to_json(vidb, orient="records", lines=True)
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"text": TEXTS}).to_csv(src, index=False)
+    res = CliRunner().invoke(cli, ["profile", str(src), "--vidb", str(vidb), "--json",
+                                   "--value", "benevolence_caring", "--value", "power"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.output)
+    assert "mine.jsonl" in payload["scorer"] and "valueflow-seed" in payload["scorer"]
+    assert [r["value"] for r in payload["profile"]] == ["schwartz:benevolence_caring",
+                                                         "schwartz:power"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from valueflow.cli._common import echo_json, json_option
+from valueflow.cli._common import echo_json, json_option, open_cli_workspace
 
 
 @click.command()
@@ -16,21 +16,39 @@ from valueflow.cli._common import echo_json, json_option
               help="Save the profile table (.csv, .jsonl or .parquet).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Save a dot-and-whisker chart (.png, .svg, .pdf).")
+@click.option("--vidb", "vidb_source", default="auto", show_default=True,
+              help="What the local scorer learns from: auto (the workspace VIDB if it has "
+              "items, else the bundled seed), seed, workspace, or a VIDB file or folder.")
+@click.option("--intensity-column", default=None, help="Intensity column of a --vidb file.")
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
 @json_option
 def profile(input_path: str, text_column: str, group_column: str | None,
-            values: tuple[str, ...], out: str | None, plot: str | None, seed: int,
-            as_json: bool) -> None:
+            values: tuple[str, ...], out: str | None, plot: str | None, vidb_source: str,
+            intensity_column: str | None, seed: int, as_json: bool) -> None:
     """Value profile of the texts in INPUT: mean intensity per value with a 90% interval.
 
-    Texts are scored by the local scorer (trained on the seed VIDB, not on measured
-    judgments); the interval is a bootstrap over the group's texts.
+    Texts are scored by the local scorer (by default trained on the seed VIDB, not on
+    measured judgments; with --vidb, refitted on that VIDB); the interval is a bootstrap
+    over the group's texts.
     """
     from valueflow.embed import load_local_scorer, plot_profile, value_profile
     from valueflow.embed._io import read_input
+    from valueflow.evaluate._anchors import user_vidb_frame
+    from valueflow.theories import evaluation_values, resolve_value
 
     df = read_input(input_path, text_column, group_column)
-    scorer = load_local_scorer()
+    nodes = [resolve_value(v) for v in values] if values else evaluation_values()
+    from valueflow.workspace import default_workspace_path
+
+    if vidb_source == "seed" or (vidb_source == "auto"
+                                 and not default_workspace_path().exists()):
+        user = None
+    elif vidb_source in ("auto", "workspace"):
+        with open_cli_workspace() as ws:
+            user = user_vidb_frame(vidb_source, nodes, workspace=ws)
+    else:
+        user = user_vidb_frame(vidb_source, nodes, intensity_column=intensity_column)
+    scorer = load_local_scorer() if user is None else load_local_scorer(vidb=user)
     groups = df[group_column].tolist() if group_column else None
     prof = value_profile(df[text_column].tolist(), groups, scorer=scorer,
                          values=list(values) or None, seed=seed)

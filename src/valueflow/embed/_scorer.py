@@ -31,6 +31,7 @@ whose intensities are authored by hand, not measured judgments); its ``descripti
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -87,8 +88,9 @@ def value_features(e: NDArray[Any], bank_e: NDArray[Any], bank_y: NDArray[Any],
     k = min(_K, s.shape[1])
     idx = np.argpartition(-s, k - 1, axis=1)[:, :k]
     top = np.take_along_axis(s, idx, axis=1)
-    w = np.exp((top - top.max(axis=1, keepdims=True)) / _KNN_TAU)
-    w = np.where(np.isfinite(top), w, 0.0)
+    finite = np.isfinite(top)  # a tiny bank minus the query itself leaves -inf entries
+    top_max = np.max(np.where(finite, top, -2.0), axis=1, keepdims=True)
+    w = np.where(finite, np.exp((np.where(finite, top, top_max) - top_max) / _KNN_TAU), 0.0)
     knn = (w * bank_y[idx]).sum(1) / np.maximum(w.sum(1), 1e-12)
     sup = _topk_mean(s, bank_y >= 1)
     opp = _topk_mean(s, bank_y <= -1)
@@ -361,6 +363,12 @@ class LocalScorer:
         vid = value if isinstance(value, str) else value.id
         if not hasattr(self, "_state"):
             raise DataError("the local scorer is not fitted", hint="call fit(vidb) first")
+        if vid not in self._state["bank"]:
+            from valueflow.errors import UnknownNameError
+            from valueflow.theories import resolve_value
+
+            with contextlib.suppress(UnknownNameError):
+                vid = resolve_value(vid).id  # a bare name or alias: "benevolence", "care/harm"
         if vid not in self._state["bank"]:
             from valueflow.errors import UnknownNameError, close_matches
 
