@@ -164,3 +164,28 @@ def test_run_sync_inside_a_running_loop():
 def test_bad_concurrency_is_rejected():
     with pytest.raises(ConfigError, match="max_concurrency must be at least 1"):
         LLMClient(ScriptedBackend("s", fn=_upper), max_concurrency=0)
+
+
+def test_large_batches_and_concurrent_writers_of_one_key(tmp_workspace):
+    """Batches above the inline-lookup size take the list-join path; a key another client
+    wrote in the meantime is skipped, not an error, and keeps the first text."""
+    a = LLMClient(ScriptedBackend("s", fn=_upper), tmp_workspace)
+    reqs = [ChatRequest.from_prompt(f"q{i}", logprobs=True) for i in range(600)]
+    first = run_sync(a.generate(reqs, progress=False))
+    assert all(r.ok and not r.cached for r in first)
+    again = run_sync(a.generate(reqs, progress=False))
+    assert [r.text for r in again] == [f"Q{i}" for i in range(600)]
+    assert all(r.cached for r in again)
+    # Two clients that both missed the same keys write them: the second write skips them.
+    b_backend = ScriptedBackend("s", fn=lambda r: "other")
+    b = LLMClient(b_backend, tmp_workspace)
+    from valueflow.llm._cache import CacheRow
+
+    rows = [CacheRow(k, "scripted", "s", '{"x": 1}', '{"y": 2}', res, None)
+            for k, res in zip(LLMCache.keys_for(b_backend, reqs[:3])[1], first[:3], strict=True)]
+    LLMCache(tmp_workspace).write(rows, [])
+    LLMCache(tmp_workspace).write(rows, [])  # already there: skipped
+    hits = LLMCache(tmp_workspace).get_many(LLMCache.keys_for(b_backend, reqs[:3])[1])
+    assert sorted(r.text for r in hits.values()) == ["Q0", "Q1", "Q2"]
+    a.close()
+    b.close()

@@ -81,6 +81,10 @@ register_migrations(
 _CACHE_COLUMNS = ("key", "backend", "model", "identity", "request", "text", "finish_reason",
                   "prompt_tokens", "completion_tokens", "logprobs", "latency_s", "run_id",
                   "created_at")
+#: Parameter types of the insert (JSON columns are cast from text by DuckDB).
+_CACHE_TYPES = {"prompt_tokens": "INTEGER", "completion_tokens": "INTEGER",
+                "latency_s": "DOUBLE", "created_at": "TIMESTAMP"}
+_CACHE_TYPES.update({c: "VARCHAR" for c in _CACHE_COLUMNS if c not in _CACHE_TYPES})
 _USAGE_FIELDS = ("calls", "cache_hits", "failures", "retries", "prompt_tokens",
                  "completion_tokens")
 
@@ -154,14 +158,12 @@ class LLMCache:
             part = wanted[start:start + 20000]
             cur = self.workspace.cursor()
             try:
-                if len(part) <= 256:  # a parameter list beats registering a table here
+                if len(part) <= 256:  # a parameter list beats a join here
                     rows = cur.execute(select + f"WHERE c.key IN ({', '.join('?' * len(part))})",
                                        part).fetchall()
-                else:
-                    import pyarrow as pa
-
-                    cur.register("vf_wanted_keys", pa.table({"k": part}))
-                    rows = cur.execute(select + "JOIN vf_wanted_keys w ON c.key = w.k").fetchall()
+                else:  # one list parameter, unnested and joined: no pyarrow on the hot path
+                    rows = cur.execute(select + "JOIN (SELECT unnest(?::VARCHAR[]) AS k) w "
+                                       "ON c.key = w.k", [part]).fetchall()
             finally:
                 cur.close()
             for key, text, finish, pt, ct, lp in rows:
@@ -189,8 +191,6 @@ class LLMCache:
 
     def _write(self, rows: Sequence[CacheRow], usage: Sequence[UsageDelta],
                skip_existing: bool) -> None:
-        import pyarrow as pa
-
         now = _now()
         cols: dict[str, list[Any]] = {c: [] for c in _CACHE_COLUMNS}
         for r in rows:
@@ -203,14 +203,13 @@ class LLMCache:
                 cols[c].append(v)
         with self.workspace.transaction() as con:
             if rows:
-                table = pa.table(cols)
-                con.register("vf_new_rows", table)
-                try:
-                    con.execute(f"INSERT INTO llm_cache ({', '.join(_CACHE_COLUMNS)}) "
-                                f"SELECT {', '.join(_CACHE_COLUMNS)} FROM vf_new_rows"
-                                + (" ON CONFLICT DO NOTHING" if skip_existing else ""))
-                finally:
-                    con.unregister("vf_new_rows")
+                # One list parameter per column, unnested side by side: as fast as an Arrow
+                # table for group-commit batches, and no pyarrow import in a run's first
+                # second.
+                con.execute(f"INSERT INTO llm_cache ({', '.join(_CACHE_COLUMNS)}) SELECT "
+                            + ", ".join(f"unnest(?::{_CACHE_TYPES[c]}[])" for c in _CACHE_COLUMNS)
+                            + (" ON CONFLICT DO NOTHING" if skip_existing else ""),
+                            [cols[c] for c in _CACHE_COLUMNS])
             for u in usage:
                 con.execute(
                     "INSERT INTO llm_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
