@@ -84,3 +84,26 @@ def test_profile_cli_learns_a_vidb_file(tmp_path):
     assert "mine.jsonl" in payload["scorer"] and "valueflow-seed" in payload["scorer"]
     assert [r["value"] for r in payload["profile"]] == ["schwartz:benevolence_caring",
                                                          "schwartz:power"]
+
+
+def test_hives_cli_train_then_evaluate_on_the_models_own_split(tmp_path):
+    from tests.embed.test_evaluate_train import toy_vidb
+
+    vidb = tmp_path / "toy.csv"
+    toy_vidb(12).to_csv(vidb, index=False)
+    out = tmp_path / "m"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["hives", "train", "--vidb", str(vidb), "--out", str(out),
+                              "--epochs", "1", "--epochs-stage2", "1", "--seed", "3",
+                              "--holdout", "0.25"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["hives", "evaluate", "--model", str(out), "--vidb", str(vidb),
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    assert "warning" not in res.stderr  # the split defaults to the one trained with
+    metrics = json.loads(res.stdout)["metrics"]
+    assert set(metrics) == {"base", str(out)}
+    res = runner.invoke(cli, ["hives", "evaluate", "--model", str(out), "--vidb", str(vidb),
+                              "--seed", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    assert "trained with split seed 3 and holdout 0.25" in res.stderr

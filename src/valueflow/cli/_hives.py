@@ -18,7 +18,7 @@ def hives() -> None:
 @click.option("--out", default="hives-model", show_default=True,
               type=click.Path(file_okay=False), help="Output folder (also holds the checkpoint).")
 @click.option("--vidb", "source", default="seed", show_default=True,
-              help="'seed', 'workspace' or a VIDB file.")
+              help="'seed', 'workspace', a VIDB file or a folder of per-value files.")
 @click.option("--mode", type=click.Choice(["head", "full"]), default="head", show_default=True,
               help="head: train a head on the frozen base (CPU); full: fine-tune the base (GPU).")
 @click.option("--epochs", default=None, type=int, help="Stage-1 epochs [8].")
@@ -52,23 +52,40 @@ def train(base: str, out: str, source: str, mode: str, epochs: int | None,
 @click.option("--model", "models", multiple=True, default=("default",), show_default=True,
               help="'default', 'base' or a model folder; repeatable (the base is always added).")
 @click.option("--vidb", "source", default="seed", show_default=True,
-              help="'seed', 'workspace' or a VIDB file.")
-@click.option("--holdout", default=0.15, show_default=True, help="Held-out share (as trained).")
-@click.option("--seed", default=0, show_default=True, help="Split seed (as trained).")
+              help="'seed', 'workspace', a VIDB file or a folder of per-value files.")
+@click.option("--holdout", type=float, default=None,
+              help="Held-out share [as the model was trained, else 0.15].")
+@click.option("--seed", type=int, default=None,
+              help="Split seed [as the model was trained, else 0].")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Also save the table as CSV.")
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None,
               help="Also save the table as Markdown.")
 @json_option
-def evaluate(models: tuple[str, ...], source: str, holdout: float, seed: int,
+def evaluate(models: tuple[str, ...], source: str, holdout: float | None, seed: int | None,
              csv_path: str | None, md_path: str | None, as_json: bool) -> None:
-    """Evaluate models on the held-out split, side by side with the untrained base."""
+    """Evaluate models on the held-out split, side by side with the untrained base.
+
+    The split defaults to the one the (first) trained model was trained with, so its
+    held-out texts really are unseen; a different --seed or --holdout is warned about.
+    """
     from valueflow.embed import HiVESEvaluator, load_hives
     from valueflow.vidb import load_vidb
 
-    ev = HiVESEvaluator(load_vidb(source), holdout=holdout, seed=seed)
     names = ["base", *[m for m in models if m != "base"]]
-    table = ev.compare([load_hives(m) for m in names], names)
+    loaded = [load_hives(m) for m in names]
+    trained = [(n, m.meta) for n, m in zip(names, loaded, strict=True) if "split_seed" in m.meta]
+    if trained:
+        holdout = trained[0][1].get("holdout", 0.15) if holdout is None else holdout
+        seed = int(trained[0][1]["split_seed"]) if seed is None else seed
+    holdout, seed = (0.15 if holdout is None else holdout), (0 if seed is None else seed)
+    for name, meta in trained:
+        if int(meta["split_seed"]) != seed or float(meta.get("holdout", holdout)) != holdout:
+            click.echo(f"warning: {name} was trained with split seed {meta['split_seed']} and "
+                       f"holdout {meta.get('holdout')}; under seed {seed} and holdout "
+                       f"{holdout} some of the texts it trained on count as held out", err=True)
+    ev = HiVESEvaluator(load_vidb(source), holdout=holdout, seed=seed)
+    table = ev.compare(loaded, names)
     if csv_path:
         table.to_csv(csv_path)
     if md_path:
