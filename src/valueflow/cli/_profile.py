@@ -48,7 +48,8 @@ def profile(input_path: str, text_column: str, group_column: str | None,
             user = user_vidb_frame(vidb_source, nodes, workspace=ws)
     else:
         user = user_vidb_frame(vidb_source, nodes, intensity_column=intensity_column)
-    scorer = load_local_scorer() if user is None else load_local_scorer(vidb=user)
+    scorer = load_local_scorer() if user is None else load_local_scorer(
+        vidb=user, values=[n.id for n in nodes])
     groups = df[group_column].tolist() if group_column else None
     prof = value_profile(df[text_column].tolist(), groups, scorer=scorer,
                          values=list(values) or None, seed=seed)

@@ -91,11 +91,25 @@ def scorer_cache_dir() -> Path:
     return Path(base) / "valueflow"
 
 
-def scorer_training_frame(vidb: pd.DataFrame, *, add_seed: bool = True) -> pd.DataFrame:
+def _quantile_sample(frame: pd.DataFrame, n: int) -> pd.DataFrame:
+    """``n`` rows evenly spaced over ``frame`` sorted by intensity (keeps the distribution;
+    deterministic)."""
+    if len(frame) <= n:
+        return frame
+    ordered = frame.sort_values(["intensity", "text"], kind="stable")
+    return ordered.iloc[np.unique(np.linspace(0, len(frame) - 1, n).round().astype(int))]
+
+
+def scorer_training_frame(vidb: pd.DataFrame, *, add_seed: bool = True,
+                          values: list[str] | None = None, max_texts: int = 10_000,
+                          off_value_texts: int = 150) -> pd.DataFrame:
     """The texts a local scorer refit on ``vidb`` learns from.
 
     ``vidb``'s texts for every value it has; with ``add_seed``, the seed VIDB's texts for
     the values it lacks, so those values stay scorable and every value sees off-value texts.
+    A large VIDB is sampled (evenly over each value's intensities) to about ``max_texts``:
+    the ``values`` to be scored share the budget (at least 500 texts each), the others keep
+    ``off_value_texts`` each as negatives; without ``values`` all values share it.
     """
     import pandas as pd
 
@@ -113,6 +127,15 @@ def scorer_training_frame(vidb: pd.DataFrame, *, add_seed: bool = True) -> pd.Da
         seed = seed.assign(source=seed["source"].fillna(_SEED_SOURCE))[cols]
         extra = seed[~seed["value"].isin(set(frame["value"]))]
         frame = pd.concat([frame, extra], ignore_index=True)
+    if len(frame) > max_texts:
+        from valueflow.theories import resolve_value
+
+        focus = {resolve_value(v).id for v in values} if values else set(frame["value"])
+        n_off = frame["value"].nunique() - len(focus & set(frame["value"]))
+        per = max(500, (max_texts - off_value_texts * n_off) // max(1, len(focus)))
+        parts = [_quantile_sample(g, per if v in focus else off_value_texts)
+                 for v, g in frame.groupby("value", sort=True)]
+        frame = pd.concat(parts, ignore_index=True)
     return frame.reset_index(drop=True)
 
 
@@ -193,6 +216,7 @@ def _seed_texts() -> list[str]:
 
 def load_local_scorer(path: str | Path | None = None, *, vidb: pd.DataFrame | str | None = None,
                       model: HiVESModel | str | None = None, add_seed: bool = True,
+                      values: list[str] | None = None, max_texts: int = 10_000,
                       cache_dir: str | Path | None = None) -> LocalScorer:
     """The local intensity scorer (a ``DirectScorer``).
 
@@ -207,6 +231,8 @@ def load_local_scorer(path: str | Path | None = None, *, vidb: pd.DataFrame | st
             shipped HiVES head, or a model folder).
         add_seed: With ``vidb``: also learn the seed VIDB's texts of the values ``vidb``
             lacks (see :func:`scorer_training_frame`).
+        values, max_texts: With a ``vidb`` larger than ``max_texts``: the values that will
+            be scored, which keep most of the sample (see :func:`scorer_training_frame`).
         cache_dir: Folder of the fit cache (default :func:`scorer_cache_dir`).
 
     Returns:
@@ -226,7 +252,7 @@ def load_local_scorer(path: str | Path | None = None, *, vidb: pd.DataFrame | st
         from valueflow.vidb import load_vidb
 
         vidb = load_vidb(vidb or "seed")
-    frame = scorer_training_frame(vidb, add_seed=add_seed)
+    frame = scorer_training_frame(vidb, add_seed=add_seed, values=values, max_texts=max_texts)
     if model is None and _is_seed(frame):
         return _default_scorer()
     key = _fit_key(enc, frame)

@@ -179,10 +179,11 @@ def prepare_score(
         # has, the seed's for the rest); the seed alone is the shipped fit.
         from valueflow.embed import load_local_scorer
 
-        user = user_vidb_frame(vidb, list({v.id: v for v in row_values}.values()),
-                               workspace=workspace, intensity_column=intensity_column)
+        scored = list({v.id: v for v in row_values}.values())
+        user = user_vidb_frame(vidb, scored, workspace=workspace,
+                               intensity_column=intensity_column)
         if user is not None:
-            judge = load_local_scorer(vidb=user)
+            judge = load_local_scorer(vidb=user, values=[v.id for v in scored])
     if isinstance(judge, str):
         opts = dict(judge_options or {})
         opts.setdefault("seed", seed)
