@@ -207,3 +207,28 @@ def test_local_judge_learns_the_vidb_it_is_given_and_caches_the_fit(tmp_path, mo
     again = prepare_score(test.text.tolist(), "benevolence_caring", "local", str(path)).judge
     assert np.allclose(again.score(test.text.tolist(), "schwartz:benevolence_caring")[:, 0], pred,
                        atol=1e-3)
+
+
+def test_training_frame_fills_in_seed_values_and_samples_large_vidbs():
+    import pandas as pd
+
+    from valueflow.embed import scorer_training_frame
+    from valueflow.vidb import load_seed
+
+    seed_values = set(load_seed()["value"])
+    rows = [(f"{v} text {i}", v, -10 + 20 * i / 2999) for v in ("schwartz:power", "ross:fidelity")
+            for i in range(3000)]
+    big = pd.DataFrame(rows, columns=["text", "value", "intensity"])
+    # Small enough: everything is kept, and the seed fills in the 30 other values.
+    full = scorer_training_frame(big, max_texts=100_000)
+    assert set(full["value"]) == seed_values
+    assert (full["value"] == "schwartz:power").sum() == 3000
+    assert set(full.loc[full.value == "schwartz:power", "source"]) == {"VIDB table"}
+    # Too large: the scored value keeps most of the budget, spread over its whole scale.
+    part = scorer_training_frame(big, values=["power"], max_texts=6000)
+    counts = part["value"].value_counts()
+    assert counts["schwartz:power"] == 6000 - 150 * 31
+    assert counts["ross:fidelity"] == 150 and counts["mft:care_harm"] <= 150
+    kept = part.loc[part.value == "schwartz:power", "intensity"]
+    assert kept.min() == -10 and kept.max() == 10 and abs(kept.median()) < 0.1
+    assert scorer_training_frame(big, values=["power"], max_texts=6000).equals(part)  # stable

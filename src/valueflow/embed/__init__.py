@@ -18,7 +18,7 @@ from valueflow.embed._sampler import (
     StageTwoBatch,
 )
 from valueflow.embed._scorer import LocalScorer
-from valueflow.embed._shipped import load_local_scorer, write_shipped_scorer
+from valueflow.embed._shipped import load_local_scorer, scorer_training_frame, write_shipped_scorer
 from valueflow.embed._train import TrainConfig, train_hives
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ __all__ = [
     "load_hives",
     "load_local_scorer",
     "plot_profile",
+    "scorer_training_frame",
     "train_hives",
     "value_profile",
     "write_shipped_scorer",
