@@ -91,3 +91,23 @@ def test_study_cli_with_simulated_judges(tmp_workspace, tmp_path) -> None:
     with pytest.raises(ConfigError, match="paraphrases must be"):
         CliRunner().invoke(cli, ["study", "judges", "--data", str(path), "--judge", "sim",
                                  "--paraphrases", "9"], catch_exceptions=False)
+
+
+def test_study_reads_the_published_per_value_layout(tmp_workspace, tmp_path) -> None:
+    """A folder of `{value}_{theory}_flag_aggregated.csv` files with `text, final_rating`."""
+    from valueflow.vidb import load_seed
+
+    folder = tmp_path / "final_ratings"
+    folder.mkdir()
+    for name, value in (("Power_pvq", "power"), ("fidelity_duty", "fidelity")):
+        rows = load_seed([value]).head(6)
+        rows.rename(columns={"intensity": "final_rating"})[["text", "final_rating"]].to_csv(
+            folder / f"{name}_flag_aggregated.csv", index=False)
+    out = tmp_path / "study"
+    res = CliRunner().invoke(cli, ["study", "judges", "--data", str(folder), "--judge", "sim/1",
+                                   "--judge", "sim/2", "--paraphrases", "1", "--k", "4",
+                                   "--m", "1", "--out", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    scores = pd.read_csv(out / "scores.csv")
+    assert set(scores["value"]) == {"schwartz:power", "ross:fidelity"}
+    assert len(scores) == 2 * 2 * 12  # judges x methods x texts

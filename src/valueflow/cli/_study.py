@@ -17,8 +17,13 @@ def study() -> None:
 
 
 @study.command("judges")
-@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
-              help="Texts with reference intensities: text, value, intensity.")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True),
+              help="Texts with reference intensities: a file with text, value and intensity "
+              "(or final_rating), or a folder of per-value files named after their value.")
+@click.option("--value", "data_value", default=None,
+              help="The value of every --data row, when the file has no value column.")
+@click.option("--intensity-column", default=None,
+              help="Reference intensity column of --data [intensity, final_rating, rating].")
 @click.option("--judge", "judges", multiple=True, required=True,
               help="Judge spec (an LLM such as openai/<model>, or sim/<beta>); repeatable.")
 @click.option("--paraphrases", type=int, default=3, show_default=True,
@@ -39,7 +44,8 @@ def study() -> None:
 @click.option("--base-url", multiple=True, help="Server URL for openai/ judges; repeatable.")
 @click.option("--no-progress", is_flag=True)
 @json_option
-def judges_(data_path: str, judges: tuple[str, ...], paraphrases: int, vidb_source: str,
+def judges_(data_path: str, data_value: str | None, intensity_column: str | None,
+            judges: tuple[str, ...], paraphrases: int, vidb_source: str,
             k: int, m: int, design: str, out_dir: str, seed: int, sim_truth: str | None,
             sim_noise: float, base_url: tuple[str, ...], no_progress: bool,
             as_json: bool) -> None:
@@ -48,9 +54,10 @@ def judges_(data_path: str, judges: tuple[str, ...], paraphrases: int, vidb_sour
     """
     from valueflow.evaluate import plot_judge_stability, study_judges
     from valueflow.evaluate._stability import METRICS, PAPER_TABLE
-    from valueflow.tables import read_table, write_table
+    from valueflow.tables import write_table
+    from valueflow.vidb import load_vidb
 
-    data = read_table(data_path)
+    data = load_vidb(data_path, value=data_value, intensity_column=intensity_column)
     truth = None
     if sim_truth is not None:
         from valueflow.cli._score import load_truth
