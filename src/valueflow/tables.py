@@ -61,7 +61,12 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         if fmt == "json":
             return pd.read_json(p, dtype=False)
         return pd.read_parquet(p)
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"cannot read {str(p)!r}: it is not UTF-8 text ({exc.reason})",
+            hint="save it as UTF-8 (e.g. iconv -f cp1252 -t utf-8 in.csv > out.csv)",
+        ) from exc
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataError(
             f"cannot read {str(p)!r} as {fmt}: {exc}",
             hint="check that the file is complete and in the format its extension says",

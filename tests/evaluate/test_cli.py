@@ -100,6 +100,9 @@ def test_score_cli_errors_write_nothing(tmp_workspace, files, tmp_path) -> None:
     corrupt = tmp_path / "bad.parquet"
     corrupt.write_bytes(b"PAR1 this is not parquet")
     _fails(DataError, "cannot read", "score", str(corrupt), "--value", "benevolence", *sim)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("text\nCaf\u00e9 owner gave free meals\n".encode("cp1252"))
+    _fails(DataError, "not UTF-8 text", "score", str(latin), "--value", "benevolence", *sim)
     short_truth = tmp_path / "short.csv"
     short_truth.write_text("text,intensity\nresponse number 0,1\n")
     _fails(DataError, "truth table lacks", "score", files["input"], "--value", "benevolence",
