@@ -1,6 +1,15 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
+
+# Property tests are deterministic by default (a run that passed passes again on CI);
+# HYPOTHESIS_PROFILE=explore draws fresh examples.
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
@@ -22,3 +31,4 @@ def _isolated_defaults(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.getbasetemp()
     monkeypatch.setenv("VALUEFLOW_CACHE_DIR", str(base / "vf-cache"))
     monkeypatch.setenv("VALUEFLOW_WORKSPACE", str(base / "no-workspace" / "ws.duckdb"))
+

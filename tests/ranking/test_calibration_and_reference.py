@@ -93,3 +93,10 @@ def test_reference_ml_matches_independent_root():
     ref = ReferenceAnchoredScorer(anchors).fit([0, 0, 0], windows)
     assert ref.scores_[0] == pytest.approx(expected, abs=1e-5)
     assert expected != pytest.approx(0.0, abs=1e-5)  # PL is not reversal-symmetric
+
+
+def test_calibration_sign_is_exact_next_to_the_neutral_point():
+    # Found by hypothesis: interpolation rounding once mapped -2e-133 to +1.8e-15.
+    u = np.array([-6.0, -38.5973066880932, -1.9851144137028685e-133])
+    out = fit_scale_calibration(u, neutral=0.0)(u)
+    assert np.all(out <= 0) and out[1] == -10

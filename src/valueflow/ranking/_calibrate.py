@@ -53,6 +53,10 @@ class ScaleCalibration:
             hi_slope = (y[-1] - y[-2]) / (x[-1] - x[-2])
             out = np.where(u < x[0], y[0] + lo_slope * (u - x[0]), out)
             out = np.where(u > x[-1], y[-1] + hi_slope * (u - x[-1]), out)
+        # The sign is exact: interpolation rounding must not put a utility just below the
+        # neutral point at +1e-15 (it stays monotone: below-neutral outputs are <= 0 <= above).
+        out = np.where(u < self.neutral, np.minimum(out, 0.0),
+                       np.where(u > self.neutral, np.maximum(out, 0.0), out))
         return np.clip(out, self.scale[0], self.scale[1])
 
 
