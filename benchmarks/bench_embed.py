@@ -48,7 +48,7 @@ def main() -> None:
     ref = rows[0][1]
     for bs in (16, 64, 128):
         timed(f"base encoder, batch {bs}", lambda bs=bs: base.encode_base(texts, batch_size=bs))
-    from valueflow.embed._scorer_encoder import encode_for_scorer
+    from valueflow.embed._scorer_encoder import encode_base_and_mid, encode_for_scorer
 
     timed("scorer encoder pass (e + mid, token-sorted)", lambda: encode_for_scorer(base, texts))
     timed("embed (MiniLM + HiVES head)", lambda: hives.encode(texts))
@@ -73,15 +73,20 @@ def main() -> None:
         print(f"{label:50s} {rate:9.1f} {rate / ref:7.2f} {dt:8.2f}")
 
     t0 = time.perf_counter()
-    emb = base.encode_base(seed.text.astype(str).tolist())
+    emb, mid = encode_base_and_mid(base, seed.text.astype(str).tolist())
     t_enc = time.perf_counter() - t0
     t0 = time.perf_counter()
-    train_hives(seed, config=TrainConfig(), base_embeddings=emb)
+    train_hives(seed, config=TrainConfig(), base_embeddings=emb, base_mid=mid)
     t_train = time.perf_counter() - t0
     print(f"default HiVES training: encode {len(seed)} seed texts {t_enc:.1f} s + "
           f"train head {t_train:.1f} s = {t_enc + t_train:.1f} s")
+    from valueflow.embed import LocalScorer
+    from valueflow.embed._shipped import _seed_cache
+
+    refit = LocalScorer(model=base)
+    refit._cache.update(_seed_cache(base, seed.text.astype(str).tolist()) or {})
     t0 = time.perf_counter()
-    load_local_scorer(vidb=seed)
+    refit.fit(seed)
     print(f"local scorer refit on the seed VIDB (cached seed features, 5-fold CV): "
           f"{time.perf_counter() - t0:.1f} s")
 

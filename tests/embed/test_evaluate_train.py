@@ -75,7 +75,7 @@ def test_tiny_training_run_saves_loads_and_resumes(tmp_path):
     base = rng.normal(size=(len(df), 16)).astype(np.float32)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
     cfg = TrainConfig(epochs_stage1=2, epochs_stage2=1, batch_size=16, hidden=8, holdout=0.0,
-                      ensemble=2)
+                      ensemble=2, head_input="last")
     out = tmp_path / "m"
     m = train_hives(df, out=out, config=cfg, base_embeddings=base)
     assert [[h["stage"] for h in hist] for hist in m.meta["history"]] == [[1, 1, 2]] * 2
@@ -100,7 +100,7 @@ def test_ensemble_head_is_the_mean_of_its_members():
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(12, 6)).astype(np.float32)
-    cfg = TrainConfig(hidden=3, input_dropout=0.5)
+    cfg = TrainConfig(hidden=3, input_dropout=0.5, head_input="last")
     nets = [_Net(cfg, [], x, seed) for seed in (0, 1, 2)]
     for net in nets:  # the output layer starts at zero: give it weights
         torch.nn.init.normal_(net.module["lin2"].weight)
@@ -116,13 +116,34 @@ def test_ensemble_head_is_the_mean_of_its_members():
                            nets[0](idx, train=False).detach().numpy())
 
 
+def test_a_head_reading_middle_layers_keeps_the_residual_on_the_base_embedding(tmp_path):
+    df = toy_vidb(10)
+    rng = np.random.default_rng(2)
+    base, mid = (rng.normal(size=(len(df), 8)).astype(np.float32) for _ in range(2))
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    cfg = TrainConfig(epochs_stage1=2, epochs_stage2=1, batch_size=16, hidden=4, holdout=0.0,
+                      ensemble=2)
+    assert cfg.head_input == "last+mid"
+    with pytest.raises(ConfigError, match="needs base_mid"):
+        train_hives(df, config=cfg, base_embeddings=base)
+    m = train_hives(df, out=tmp_path / "m", config=cfg, base_embeddings=base, base_mid=mid)
+    assert m.needs_mid and m.head["W1"].shape == (16, 8) and m.head["W2"].shape == (8, 8)
+    with pytest.raises(ConfigError, match="reads middle-layer features"):
+        m.apply_head(base)
+    out = m.apply_head(base, mid)
+    assert out.shape == (len(df), 8) and np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+    # The middle-layer features matter: other features, other embeddings.
+    assert not np.allclose(m.apply_head(base, mid[::-1]), out, atol=1e-4)
+    assert np.allclose(load_hives(tmp_path / "m").apply_head(base, mid), out, atol=1e-6)
+
+
 def test_validation_picks_the_best_epoch_and_refit_trains_that_long():
     df = toy_vidb(12)
     rng = np.random.default_rng(0)
     base = rng.normal(size=(len(df), 16)).astype(np.float32)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
     cfg = TrainConfig(epochs_stage1=3, epochs_stage2=1, batch_size=16, hidden=8, holdout=0.0,
-                      ensemble=1, val_fraction=0.25)
+                      ensemble=1, val_fraction=0.25, head_input="last")
     m = train_hives(df, config=cfg, base_embeddings=base)
     scores = [h["val_rank_pairwise"] for h in m.meta["history"]]
     sel = m.meta["selection"]

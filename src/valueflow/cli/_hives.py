@@ -21,13 +21,17 @@ def hives() -> None:
               help="'seed', 'workspace', a VIDB file or a folder of per-value files.")
 @click.option("--mode", type=click.Choice(["head", "full"]), default="head", show_default=True,
               help="head: train a head on the frozen base (CPU); full: fine-tune the base (GPU).")
+@click.option("--head-input", type=click.Choice(["last", "last+mid"]), default=None,
+              help="What the head reads: the base embedding, or it and the middle-layer "
+              "features of the same pass [the TrainConfig default].")
 @click.option("--epochs", default=None, type=int, help="Stage-1 epochs [8].")
 @click.option("--epochs-stage2", default=None, type=int, help="Stage-2 epochs [4].")
 @click.option("--lr", default=None, type=float, help="Learning rate [3e-3 head, 2e-5 full].")
 @click.option("--holdout", default=0.15, show_default=True, help="Held-out share for evaluation.")
 @click.option("--seed", default=0, show_default=True, help="Seed of split, sampler and weights.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
-def train(base: str, out: str, source: str, mode: str, epochs: int | None,
+def train(base: str, out: str, source: str, mode: str, head_input: str | None,
+          epochs: int | None,
           epochs_stage2: int | None, lr: float | None, holdout: float, seed: int,
           resume: bool) -> None:
     """Train HiVES: stage 1 within theories, then stage 2 across theories."""
@@ -35,6 +39,8 @@ def train(base: str, out: str, source: str, mode: str, epochs: int | None,
     from valueflow.vidb import load_vidb
 
     opts: dict[str, object] = {"base": base, "mode": mode, "holdout": holdout, "seed": seed}
+    if head_input is not None:
+        opts["head_input"] = head_input
     if epochs is not None:
         opts["epochs_stage1"] = epochs
     if epochs_stage2 is not None:

@@ -141,18 +141,25 @@ class HiVESEvaluator:
         self.labels = build_labels(self.vidb)
         self.seed = seed
         self.draws = draws
-        self._base_cache: dict[str, NDArray[np.float32]] = {}
+        self._base_cache: dict[str, tuple[NDArray[np.float32], NDArray[np.float32]]] = {}
+
+    def _features(self, model: HiVESModel) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """Base embeddings and middle-layer features of every VIDB text (cached per base)."""
+        if model.base not in self._base_cache:
+            from valueflow.embed._scorer_encoder import encode_base_and_mid
+
+            self._base_cache[model.base] = encode_base_and_mid(
+                model, self.vidb["text"].astype(str).tolist())
+        return self._base_cache[model.base]
 
     def base_embeddings(self, model: HiVESModel) -> NDArray[np.float32]:
         """Base-encoder embeddings of every VIDB text (cached per base)."""
-        if model.base not in self._base_cache:
-            self._base_cache[model.base] = model.encode_base(
-                self.vidb["text"].astype(str).tolist())
-        return self._base_cache[model.base]
+        return self._features(model)[0]
 
     def __call__(self, model: HiVESModel) -> dict[str, float]:
         """Metrics of ``model``; ``primary_metric`` names the one to compare by."""
-        emb = model.apply_head(self.base_embeddings(model))
+        e, mid = self._features(model)
+        emb = model.apply_head(e, mid if model.needs_mid else None)
         return hierarchy_metrics(emb[self.held_idx], self.labels.subset(self.held_idx),
                                  emb[self.train_idx], self.labels.subset(self.train_idx),
                                  draws=self.draws, seed=self.seed)

@@ -120,16 +120,38 @@ class HiVESModel:
                                normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(out, dtype=np.float32)
 
-    def apply_head(self, base_embeddings: NDArray[Any]) -> NDArray[np.float32]:
-        """The head applied to (normalised) base embeddings; identity when there is no head."""
+    @property
+    def needs_mid(self) -> bool:
+        """True when the head also reads middle-layer features (``head_input="last+mid"``)."""
+        return self.head is not None and self.head["W1"].shape[0] == 2 * self.head["W2"].shape[1]
+
+    def apply_head(self, base_embeddings: NDArray[Any], mid: NDArray[Any] | None = None
+                   ) -> NDArray[np.float32]:
+        """The head applied to (normalised) base embeddings; identity when there is no head.
+
+        ``mid``: the texts' middle-layer features, for a head that reads them
+        (:attr:`needs_mid`).
+        """
         x = np.asarray(base_embeddings, dtype=np.float32)
         if self.head is None:
             return _normalize(x)
         h = self.head
-        return _normalize(x + _gelu(x @ h["W1"] + h["b1"]) @ h["W2"] + h["b2"])
+        inp = x
+        if self.needs_mid:
+            if mid is None:
+                raise ConfigError("this HiVES head reads middle-layer features too",
+                                  hint="use encode(texts), or pass mid= from "
+                                  "valueflow.embed._scorer_encoder.encode_base_and_mid")
+            inp = np.hstack([x, np.asarray(mid, dtype=np.float32)])
+        return _normalize(x + _gelu(inp @ h["W1"] + h["b1"]) @ h["W2"] + h["b2"])
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> NDArray[np.float32]:
         """HiVES embeddings: ``(n, d)`` L2-normalised rows, one per text, in input order."""
+        if self.needs_mid:
+            from valueflow.embed._scorer_encoder import encode_base_and_mid
+
+            e, mid = encode_base_and_mid(self, texts, batch_size=batch_size)
+            return self.apply_head(e, mid)
         return self.apply_head(self.encode_base(texts, batch_size=batch_size))
 
     def save(self, path: str | Path) -> Path:

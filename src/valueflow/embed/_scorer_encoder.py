@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 if TYPE_CHECKING:
     from valueflow.embed._model import HiVESModel
 
-__all__ = ["encode_for_scorer", "mid_layers"]
+__all__ = ["encode_base_and_mid", "encode_for_scorer", "mid_layers"]
 
 
 def mid_layers(n_layers: int) -> list[int]:
@@ -64,7 +64,16 @@ def _plain_mean_pooling(st: Any) -> bool:
 
 def encode_for_scorer(model: HiVESModel, texts: Sequence[str], batch_size: int = 32
                       ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """``(e, mid)`` for ``texts`` (rows in input order), from one encoder pass."""
+    """``(e, mid)`` for ``texts`` (rows in input order), from one encoder pass; ``e`` is the
+    model's HiVES embedding (its head applied)."""
+    e, mid = encode_base_and_mid(model, texts, batch_size)
+    return model.apply_head(e, mid), mid
+
+
+def encode_base_and_mid(model: HiVESModel, texts: Sequence[str], batch_size: int = 32
+                        ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """``(base, mid)``: the base encoder's normalised embedding (no head) and the
+    middle-layer features of ``texts``, from one encoder pass."""
     from valueflow.embed._model import _check_texts, load_base_encoder
 
     texts = _check_texts(texts)
@@ -73,7 +82,7 @@ def encode_for_scorer(model: HiVESModel, texts: Sequence[str], batch_size: int =
         d = model.dim
         return np.zeros((0, d), np.float32), np.zeros((0, d), np.float32)
     if not _plain_mean_pooling(st):
-        e = model.encode(texts)
+        e = model.encode_base(texts)
         return e, e.copy()
     import torch
 
@@ -107,4 +116,4 @@ def encode_for_scorer(model: HiVESModel, texts: Sequence[str], batch_size: int =
 
             e[idx] = pool(out.hidden_states[-1])
             mid[idx] = _normalize(np.mean([pool(out.hidden_states[k]) for k in layers], axis=0))
-    return model.apply_head(e), mid
+    return e, mid

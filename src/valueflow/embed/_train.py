@@ -86,6 +86,11 @@ class TrainConfig(BaseModel):
     """Heads trained with different initialisations and batch orders whose residuals are
     averaged into one wider head (bagging lowers the variance on unseen texts). Head mode
     only: ``full`` trains one model."""
+    head_input: str = "last+mid"
+    """What the head reads (head mode): ``last`` (the base embedding) or ``last+mid`` (the
+    base embedding and the middle-layer features of the same pass, which keep more of a
+    text's stance; the residual stays on the base embedding). On the seed VIDB's held-out
+    split ``last+mid`` raised rank_pairwise over ``last`` by 0.007 and 0.016 (seeds 0, 1)."""
     refit: bool = False
     """After picking the best epoch on the validation texts, retrain on all training texts for
     that many epochs (needs ``val_fraction > 0``)."""
@@ -141,20 +146,33 @@ def theory_rows(values: Sequence[str]) -> pd.DataFrame:
 _BASE_CACHE: dict[tuple[str, str], NDArray[np.float32]] = {}
 
 
-def _encode_cached(base: str, texts: list[str]) -> NDArray[np.float32]:
-    """Base embeddings of ``texts`` (memoised: the theory texts are the same every run)."""
+def _encode_cached(base: str, texts: list[str], head_input: str = "last"
+                   ) -> NDArray[np.float32]:
+    """Head inputs of ``texts`` (memoised: the theory texts are the same every run)."""
     from valueflow.embed._shipped import texts_hash
 
-    key = (base, texts_hash(texts))
+    key = (base, texts_hash(texts) + head_input)
     if key not in _BASE_CACHE:
-        _BASE_CACHE[key] = HiVESModel(base=base).encode_base(texts)
+        _BASE_CACHE[key] = _head_inputs(base, texts, head_input)
     return _BASE_CACHE[key]
+
+
+def _head_inputs(base: str, texts: list[str], head_input: str) -> NDArray[np.float32]:
+    """``(n, d)`` base embeddings, or ``(n, 2d)`` base embeddings and middle-layer features."""
+    model = HiVESModel(base=base)
+    if head_input == "last":
+        return model.encode_base(texts)
+    from valueflow.embed._scorer_encoder import encode_base_and_mid
+
+    e, mid = encode_base_and_mid(model, texts)
+    return np.hstack([e, mid]).astype(np.float32)
 
 
 def train_hives(vidb: pd.DataFrame | None = None, out: str | Path | None = None,
                 config: TrainConfig | None = None, *, resume: bool = False,
                 progress: bool = False,
-                base_embeddings: np.ndarray | None = None) -> HiVESModel:
+                base_embeddings: np.ndarray | None = None,
+                base_mid: np.ndarray | None = None) -> HiVESModel:
     """Train a HiVES model on a VIDB (default: the seed VIDB) and save it to ``out``.
 
     With ``val_fraction > 0`` a share of the training texts is set aside and the epoch with the
@@ -168,6 +186,8 @@ def train_hives(vidb: pd.DataFrame | None = None, out: str | Path | None = None,
         resume: Continue from ``out/checkpoint.pt`` when it exists.
         progress: Print one line per epoch.
         base_embeddings: Precomputed normalised base embeddings of ``vidb`` rows (head mode).
+        base_mid: With ``head_input="last+mid"`` and ``base_embeddings``: the rows'
+            middle-layer features.
 
     Returns:
         The trained model; ``meta`` records the settings, the split and the loss curve.
@@ -183,6 +203,11 @@ def train_hives(vidb: pd.DataFrame | None = None, out: str | Path | None = None,
     if cfg.ensemble < 1:
         raise ConfigError(f"ensemble must be at least 1, not {cfg.ensemble}",
                           hint="use ensemble=1 for a single head")
+    if cfg.head_input not in ("last", "last+mid"):
+        raise ConfigError(f"unknown head input {cfg.head_input!r}", hint="use last or last+mid")
+    if cfg.head_input == "last+mid" and base_embeddings is not None and base_mid is None:
+        raise ConfigError("head_input='last+mid' needs base_mid with base_embeddings",
+                          hint="pass both, or head_input='last'")
     if not 0 <= cfg.val_fraction < 0.5 or not 0 <= cfg.input_dropout < 1:
         raise ConfigError("val_fraction must lie in [0, 0.5) and input_dropout in [0, 1)",
                           hint="e.g. val_fraction=0.15, input_dropout=0.1")
@@ -198,8 +223,13 @@ def train_hives(vidb: pd.DataFrame | None = None, out: str | Path | None = None,
     texts = train["text"].astype(str).tolist()
     x_all: NDArray[np.float32] | None = None
     if cfg.mode == "head":
-        x_all = (np.asarray(base_embeddings, dtype=np.float32)[train_idx]
-                 if base_embeddings is not None else HiVESModel(base=cfg.base).encode_base(texts))
+        if base_embeddings is None:
+            x_all = _head_inputs(cfg.base, texts, cfg.head_input)
+        else:
+            x_all = np.asarray(base_embeddings, dtype=np.float32)
+            if cfg.head_input == "last+mid":
+                x_all = np.hstack([x_all, np.asarray(base_mid, dtype=np.float32)])
+            x_all = x_all[train_idx]
     if cfg.augment:
         import pandas as pd
 
@@ -210,7 +240,7 @@ def train_hives(vidb: pd.DataFrame | None = None, out: str | Path | None = None,
         extra_texts = extra["text"].astype(str).tolist()
         texts += extra_texts
         if x_all is not None:
-            x_all = np.vstack([x_all, _encode_cached(cfg.base, extra_texts)])
+            x_all = np.vstack([x_all, _encode_cached(cfg.base, extra_texts, cfg.head_input)])
     labels = build_labels(train)
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
@@ -238,8 +268,10 @@ class _Net:
         if cfg.mode == "head":
             assert x_all is not None
             self.x = torch.from_numpy(np.asarray(x_all, dtype=np.float32))
-            d = self.x.shape[1]
-            lin1 = torch.nn.Linear(d, cfg.hidden)
+            d_in = self.x.shape[1]
+            d = d_in // 2 if cfg.head_input == "last+mid" else d_in
+            self.d = d
+            lin1 = torch.nn.Linear(d_in, cfg.hidden)
             lin2 = torch.nn.Linear(cfg.hidden, d)
             torch.nn.init.zeros_(lin2.weight)  # start as the identity: the base model
             torch.nn.init.zeros_(lin2.bias)
@@ -257,7 +289,7 @@ class _Net:
             x = self.x[np.asarray(idx, dtype=np.int64)]
             self.drop.train(train)
             h = self.module["lin1"](self.drop(x))
-            return x + self.module["lin2"](torch.nn.functional.gelu(h))
+            return x[:, :self.d] + self.module["lin2"](torch.nn.functional.gelu(h))
         st = self.module
         st.train(train)
         feats = st.tokenize([self.texts[i] for i in idx])
