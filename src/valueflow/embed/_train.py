@@ -1,11 +1,12 @@
 """Training HiVES: stage 1 (hierarchy within each theory) then stage 2 (across theories).
 
-Two paths share one loop, the samplers and the losses:
+Two paths share the samplers and the losses:
 
 * ``mode="head"`` (default, CPU, minutes): the base encoder stays frozen; its embeddings are
   computed once and cached, and a small residual head is trained on them.
-* ``mode="full"`` (GPU): every weight of any sentence-transformers base is fine-tuned; texts
-  are tokenised and encoded in each step.
+* ``mode="full"`` (GPU): every weight of any sentence-transformers base is fine-tuned by the
+  sentence-transformers trainer with our dataset rows, batch sampler and loss
+  (:mod:`valueflow.embed._train_st`).
 
 Besides the two contrastive losses, a value-axis orthogonality penalty keeps the
 supports-minus-opposes axes of different values apart (without it the head learns one shared
@@ -244,6 +245,21 @@ def train_hives(vidb: pd.DataFrame | None = None, out: str | Path | None = None,
     labels = build_labels(train)
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
+    if cfg.mode == "full":
+        if out is None:
+            raise ConfigError("full fine-tuning needs an output folder", hint="pass --out DIR")
+        from valueflow.embed._train_st import train_full_st
+
+        st_model, history = train_full_st(cfg, labels, texts, out, resume, progress)
+        meta = _meta(cfg, [history], labels, n_vidb, held_idx, t0, [{}])
+        meta["kind"] = "full"
+        st_model.save(str(out))
+        (Path(out) / "hives.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        from valueflow.embed._model import _load_cached
+
+        _load_cached.cache_clear()  # a model loaded from this folder before is stale now
+        load_base_encoder.cache_clear()
+        return HiVESModel(base=str(out), head=None, meta=meta)
     threads = torch.get_num_threads()
     if cfg.mode == "head":
         torch.set_num_threads(1)  # tiny matrices: more threads only add contention
@@ -277,10 +293,8 @@ class _Net:
             torch.nn.init.zeros_(lin2.bias)
             self.module = torch.nn.ModuleDict({"lin1": lin1, "lin2": lin2})
             self.drop = torch.nn.Dropout(cfg.input_dropout)
-        else:
-            st = load_base_encoder.__wrapped__(cfg.base)  # a fresh copy: we change its weights
-            st.train()
-            self.module = st
+        else:  # full fine-tuning runs in the sentence-transformers trainer (_train_st)
+            raise ConfigError("the head loop trains heads only", hint="use train_hives")
 
     def __call__(self, idx: Sequence[int] | NDArray[np.int64], train: bool = True) -> Any:
         import torch
@@ -289,12 +303,7 @@ class _Net:
             x = self.x[np.asarray(idx, dtype=np.int64)]
             self.drop.train(train)
             h = self.module["lin1"](self.drop(x))
-            return x[:, :self.d] + self.module["lin2"](torch.nn.functional.gelu(h))
-        st = self.module
-        st.train(train)
-        feats = st.tokenize([self.texts[i] for i in idx])
-        feats = {k: v.to(st.device) if hasattr(v, "to") else v for k, v in feats.items()}
-        return st(feats)["sentence_embedding"]
+        return x[:, :self.d] + self.module["lin2"](torch.nn.functional.gelu(h))
 
     def embed(self, idx: NDArray[np.int64]) -> NDArray[np.float64]:
         """Normalised embeddings of rows ``idx`` (eval mode, no gradient)."""
@@ -464,10 +473,10 @@ def _val_score(net: _Net, labels: HierLabels, val: NDArray[np.int64], pool: NDAr
     return float(m[PRIMARY_METRIC])
 
 
-def _finish(cfg: TrainConfig, nets: list[_Net], histories: list[list[dict[str, Any]]],
-            labels: HierLabels, n_vidb: int, held_idx: NDArray[np.int64],
-            out: str | Path | None, t0: float, selections: list[dict[str, Any]]) -> HiVESModel:
-    meta: dict[str, Any] = {
+def _meta(cfg: TrainConfig, histories: list[list[dict[str, Any]]], labels: HierLabels,
+          n_vidb: int, held_idx: NDArray[np.int64], t0: float,
+          selections: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
         "name": "hives",
         "config": cfg.model_dump(),
         "n_train_texts": n_vidb,
@@ -479,19 +488,16 @@ def _finish(cfg: TrainConfig, nets: list[_Net], histories: list[list[dict[str, A
         "history": histories[0] if len(histories) == 1 else histories,
         "train_seconds": round(time.perf_counter() - t0, 1),
     }
-    if cfg.mode == "head":
-        model = HiVESModel(base=cfg.base, head=_merge_heads(nets), meta=meta)
-        if out is not None:
-            model.save(out)
-        return model
-    if out is None:
-        raise ConfigError("full fine-tuning needs an output folder", hint="pass --out DIR")
-    net = nets[0].module
-    net.eval()
-    net.save(str(out))
-    meta["kind"] = "full"
-    (Path(out) / "hives.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    return HiVESModel(base=str(out), head=None, meta=meta)
+
+
+def _finish(cfg: TrainConfig, nets: list[_Net], histories: list[list[dict[str, Any]]],
+            labels: HierLabels, n_vidb: int, held_idx: NDArray[np.int64],
+            out: str | Path | None, t0: float, selections: list[dict[str, Any]]) -> HiVESModel:
+    meta = _meta(cfg, histories, labels, n_vidb, held_idx, t0, selections)
+    model = HiVESModel(base=cfg.base, head=_merge_heads(nets), meta=meta)
+    if out is not None:
+        model.save(out)
+    return model
 
 
 def _merge_heads(nets: list[_Net]) -> dict[str, NDArray[np.float32]]:
