@@ -258,3 +258,38 @@ def test_cli_dry_run_and_errors(tmp_path, tmp_workspace):
     r = run(cli, ["vidb", "build", str(tmp_path / "in.csv"), "--value", "benevolence",
                   "--judge", "sim", "--sim-truth", str(tmp_path / "t2.csv")])
     assert _fails(r, "lacks 40 text")
+
+
+def test_values_are_built_concurrently_within_one_limit_per_judge():
+    """A judge without rank_many: windows of all values share its limit, and a second
+    value's windows are in flight before the first value is done."""
+    import asyncio
+
+    texts, _, table = corpus(40, seed=5)
+    sim = SimulatedTextJudge(table, beta=1.0, seed=2)
+    from collections import Counter
+
+    state = {"now": 0, "peak": 0, "overlap": False}
+    active: Counter[str] = Counter()
+
+    class SlowJudge:
+        name = "slow"
+
+        def check_texts(self, ts):
+            sim.check_texts(ts)
+
+        async def rank(self, value, window):
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+            active[value.id] += 1
+            state["overlap"] |= sum(1 for n in active.values() if n > 0) > 1
+            await asyncio.sleep(0.001)
+            active[value.id] -= 1
+            state["now"] -= 1
+            return await sim.rank(value, window)
+
+    values = ["schwartz:benevolence", "mft:care_harm", "ross:fidelity"]
+    res = build_vidb(texts, values, [SlowJudge()], config=BuildConfig(concurrency=5))
+    assert set(res.items["value"]) == set(values) and len(res.items) == 3 * 40
+    assert state["peak"] == 5  # the limit holds over all values together
+    assert state["overlap"]  # windows of two values in flight at once

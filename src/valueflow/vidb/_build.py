@@ -84,7 +84,7 @@ class BuildConfig(BaseModel):
     max_uncertainty: float = Field(default=2.5, gt=0)
     """Flag ``low_confidence`` above this calibrated standard deviation (intensity points)."""
     concurrency: int = Field(default=64, ge=1)
-    """Windows in flight per judge, for judges without ``rank_many``."""
+    """Windows in flight per judge (over all values), for judges without ``rank_many``."""
 
     def thresholds(self) -> FlagThresholds:
         return FlagThresholds(
@@ -136,7 +136,9 @@ def _value_seed(seed: int, value_id: str) -> int:
 
 
 async def _rank_windows(judge: RankingJudge, value: ValueNode, window_texts: list[list[str]],
-                        concurrency: int, progress: bool) -> list[RankOutcome]:
+                        sem: asyncio.Semaphore, progress: bool) -> list[RankOutcome]:
+    """Rank windows with ``judge``; ``sem`` (one per judge, shared by every value being
+    built) bounds the calls in flight of a judge without ``rank_many``."""
     from valueflow.judges import RankOutcome
 
     if not window_texts:
@@ -145,8 +147,6 @@ async def _rank_windows(judge: RankingJudge, value: ValueNode, window_texts: lis
     if many is not None:
         outs = list(await many(value, window_texts, progress=progress))
     else:
-        sem = asyncio.Semaphore(concurrency)
-
         async def one(texts: list[str]) -> RankOutcome:
             async with sem:
                 return await judge.rank(value, texts)
@@ -223,11 +223,11 @@ class _ValueBuild:
 
 
 async def _rank_round(b: _ValueBuild, judges: Sequence[RankingJudge], rows: range,
-                      cfg: BuildConfig, progress: bool) -> None:
+                      sems: Sequence[asyncio.Semaphore], progress: bool) -> None:
     jobs = [b.window_texts(rows, j) for j in range(len(judges))]
     outs = await asyncio.gather(*(
-        _rank_windows(judge, b.value, texts, cfg.concurrency, progress)
-        for judge, (_, texts) in zip(judges, jobs, strict=True)
+        _rank_windows(judge, b.value, texts, sem, progress)
+        for judge, sem, (_, texts) in zip(judges, sems, jobs, strict=True)
     ))
     for j, ((ws, _), out) in enumerate(zip(jobs, outs, strict=True)):
         b.record(ws, out, j)
@@ -483,24 +483,34 @@ async def build_vidb_async(
             "neutral_texts": neutral, "n_references": sum(len(b.refs) for b in builds),
         })
     meta = {"run_id": run_id, "source": source, "license": license, "dataset": dataset}
+    sems = [asyncio.Semaphore(cfg.concurrency) for _ in judges]
+
+    async def build_one(b: _ValueBuild) -> tuple[pd.DataFrame, pd.DataFrame]:
+        await _rank_round(b, judges, range(len(b.windows)), sems, progress)
+        if cfg.adaptive > 0 and b.rankings:
+            first = await asyncio.to_thread(_fit, b.rankings, b.n, cfg.prior_var)
+            extra = adaptive_windows(first.utilities, first.se, cfg.k,
+                                     math.ceil(cfg.adaptive * b.n / cfg.k),
+                                     seed=_value_seed(cfg.seed + 1, b.value.id))
+            start = len(b.windows)
+            b.windows = np.concatenate([b.windows, extra.reshape(-1, b.windows.shape[1])])
+            b.judge_of += [list(range(len(judges))) if cfg.assign == "all"
+                           else [w % len(judges)] for w in range(start, len(b.windows))]
+            await _rank_round(b, judges, range(start, len(b.windows)), sems, progress)
+        # The fits run in a thread: the event loop keeps serving the other values' calls.
+        return await asyncio.to_thread(_finish_value, b, judges, cfg,
+                                       categories.get(b.value.id), meta, reports[b.value.id])
+
     try:
-        frames, diags = [], []
-        for b in builds:
-            await _rank_round(b, judges, range(len(b.windows)), cfg, progress)
-            if cfg.adaptive > 0 and b.rankings:
-                first = _fit(b.rankings, b.n, cfg.prior_var)
-                extra = adaptive_windows(first.utilities, first.se, cfg.k,
-                                         math.ceil(cfg.adaptive * b.n / cfg.k),
-                                         seed=_value_seed(cfg.seed + 1, b.value.id))
-                start = len(b.windows)
-                b.windows = np.concatenate([b.windows, extra.reshape(-1, b.windows.shape[1])])
-                b.judge_of += [list(range(len(judges))) if cfg.assign == "all"
-                               else [w % len(judges)] for w in range(start, len(b.windows))]
-                await _rank_round(b, judges, range(start, len(b.windows)), cfg, progress)
-            out, diag = _finish_value(b, judges, cfg, categories.get(b.value.id), meta,
-                                      reports[b.value.id])
-            frames.append(out)
-            diags.append(diag)
+        # All values at once: their judge calls share the backends' concurrency limits, so
+        # a server stays busy while one value's utilities are being fitted.
+        try:
+            async with asyncio.TaskGroup() as tg:  # one failure cancels the other values
+                tasks = [tg.create_task(build_one(b)) for b in builds]
+        except BaseExceptionGroup as group:
+            raise group.exceptions[0] from None
+        frames = [t.result()[0] for t in tasks]
+        diags = [t.result()[1] for t in tasks]
         items = pd.concat(frames, ignore_index=True)
         diagnostics = pd.concat(diags, ignore_index=True)
         if workspace is not None and write:
