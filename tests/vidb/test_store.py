@@ -162,6 +162,11 @@ def test_folder_import_takes_each_value_from_its_file_name(tmp_workspace, tmp_pa
         "The train left at noon.": "ross:fidelity"}
     # load_vidb reads the same folder without a workspace.
     assert len(load_vidb(folder, values=["fidelity"])) == 2
+    # Shards in a folder named after their value.
+    (tmp_path / "shards" / "power").mkdir(parents=True)
+    _frame(text=["I run the board."], final_rating=[6.0]).to_parquet(
+        tmp_path / "shards" / "power" / "train-00000-of-00001.parquet")
+    assert load_vidb(tmp_path / "shards")["value"].tolist() == ["schwartz:power"]
 
 
 def test_folder_import_is_all_or_nothing_and_names_the_file(tmp_workspace, tmp_path):

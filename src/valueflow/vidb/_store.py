@@ -124,6 +124,8 @@ def _value_for_table(raw: pd.DataFrame, name: str, value: str | None,
     if value is not None or has_column:
         return value
     inferred = value_from_filename(name)
+    if inferred is None and Path(name).parent.name:  # data/achievement/train-0000.parquet
+        inferred = value_from_filename(Path(name).parent.name)
     if inferred is None:
         raise DataError(
             f"{name} has no column 'value' and its file name names no value; its columns are "
