@@ -293,3 +293,29 @@ def test_values_are_built_concurrently_within_one_limit_per_judge():
     assert set(res.items["value"]) == set(values) and len(res.items) == 3 * 40
     assert state["peak"] == 5  # the limit holds over all values together
     assert state["overlap"]  # windows of two values in flight at once
+
+
+def test_disagreement_z_is_adjusted_for_the_number_of_judge_pairs():
+    from scipy.stats import norm
+
+    from valueflow.vidb import judge_disagreement
+
+    rng = np.random.default_rng(0)
+    n = 20_000
+    truth = rng.normal(0, 1, n)
+
+    def judges(j):
+        return [(truth + rng.normal(0, 0.1, n), np.full(n, 0.1), np.ones(n, bool))
+                for _ in range(j)]
+
+    # Agreeing judges: the false-flag rate stays at the one-pair rate however many judges
+    # (unadjusted, seven judges' 21 pairs would flag about 15 times as many).
+    expected = 2 * norm.sf(3.0)
+    for j in (2, 3, 7):
+        rate = np.mean(judge_disagreement(truth, judges(j)) > 3.0)
+        assert abs(rate - expected) < 0.0015, (j, rate)
+    # A huge disagreement stays huge (no underflow).
+    far = [(truth, np.full(n, 0.1), np.ones(n, bool)) for _ in range(6)]
+    far.append((truth + 50.0 * (np.arange(n) == 0), np.full(n, 0.1), np.ones(n, bool)))
+    z = judge_disagreement(truth, far)
+    assert z[0] > 100 and np.isfinite(z).all()

@@ -3,8 +3,11 @@
 Judges rank on their own utility scales (a sharper judge spreads items further apart), so
 each judge's utilities are first put on the pooled scale by a robust linear map
 (median and inter-quartile range). For every pair of judges the difference of an item's
-aligned utilities, divided by its standard error, is a z-score; an item whose largest
-pairwise ``|z|`` exceeds a threshold is flagged ``judges_disagree``.
+aligned utilities, divided by its standard error, is a z-score. The largest of an item's
+``P`` pairwise ``|z|`` is then put back on the scale of a single comparison (Bonferroni:
+its two-sided p-value times ``P``), so seven judges (21 pairs) do not flag more agreeing
+items than two; an item whose adjusted ``|z|`` exceeds a threshold is flagged
+``judges_disagree``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ class FlagThresholds:
 
     Attributes:
         disagree_z: ``judges_disagree`` when two judges' aligned utilities differ by more
-            than this many standard errors.
+            than this many standard errors (after the adjustment for the number of judge
+            pairs; with two judges none).
         min_windows: ``few_comparisons`` below this many successfully ranked windows.
         max_uncertainty: ``low_confidence`` when the calibrated standard deviation exceeds
             this many intensity points.
@@ -57,7 +61,8 @@ def judge_disagreement(
     pooled: Array,
     per_judge: Sequence[tuple[Array, Array, NDArray[np.bool_]]],
 ) -> Array:
-    """Largest pairwise ``|z|`` between judges per item (NaN where fewer than 2 judges saw it).
+    """Largest pairwise ``|z|`` between judges per item, adjusted for the number of pairs
+    that saw it (NaN where fewer than 2 judges saw it).
 
     Args:
         pooled: Utilities fitted to all judges' rankings together.
@@ -69,7 +74,10 @@ def judge_disagreement(
     for u_j, se_j, seen in per_judge:
         a, b = _align(u_j, pooled, seen)
         aligned.append((a + b * u_j, b * se_j, seen))
+    from scipy.stats import norm
+
     z = np.full(n, np.nan)
+    pairs = np.zeros(n)
     for i in range(len(aligned)):
         for j in range(i + 1, len(aligned)):
             ui, si, mi = aligned[i]
@@ -77,7 +85,13 @@ def judge_disagreement(
             both = mi & mj
             zz = np.abs(ui - uj) / np.sqrt(si**2 + sj**2 + 1e-12)
             z = np.where(both, np.fmax(z, zz), z)
-    return z
+            pairs += both
+    # Bonferroni over the item's pairs, in log space (p-values underflow for large z).
+    log_p = np.log(2.0) + norm.logsf(z) + np.log(np.maximum(pairs, 1))
+    adjusted = -norm.ppf(np.exp(np.minimum(log_p, 0.0)) / 2.0)
+    big = log_p < -700  # beyond float range: the adjustment is negligible there
+    adjusted = np.where(big, z - np.log(np.maximum(pairs, 1)) / np.maximum(z, 1.0), adjusted)
+    return np.where(np.isfinite(z), np.maximum(adjusted, 0.0), np.nan)
 
 
 def item_flags(
