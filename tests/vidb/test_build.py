@@ -168,10 +168,15 @@ def test_categorisation_keeps_texts_about_the_value():
                              AcceptanceRule(2, None))
     table = {t: float(i % 7) - 3 for i, t in enumerate(texts)}
     table.update({t: 0.0 for t in NEUTRAL_ANCHOR_TEXTS})
+    table.update({t: 0.0 for t in texts[12:]})  # the weather items are neutral
     res = build_vidb(texts, [care.id],
-                     [SimulatedTextJudge(table, beta=1.0)], categorizer=panel)
+                     [SimulatedTextJudge(table, beta=1.0)], categorizer=panel,
+                     config=BuildConfig(n_panel_neutral=3))
     assert sorted(res.items["text"]) == sorted(texts[:12])
     assert res.reports[0].n_excluded == 5
+    # Three of the five texts the panel found about nothing in MFT join the six built-in
+    # neutral anchors.
+    assert res.reports[0].n_neutral == 6 + 3
     diag = res.diagnostics
     assert diag["category_path"].str.startswith(care.id).all()
     assert (diag["category_direction"] == "supports").all()

@@ -285,6 +285,8 @@ def _make_panel(specs: tuple[str, ...], ws: Any, min_agree: int | None,
 def _dry_run(per_value: dict[str, list[str]], cfg: Any, judges: tuple[str, ...],
              panel: tuple[str, ...], neutral: list[str] | None, as_json: bool) -> None:
     n_neutral = len(neutral) if neutral is not None else cfg.n_neutral
+    if panel:  # at most this many texts the panel finds neutral join the anchors
+        n_neutral += cfg.n_panel_neutral
     plan = []
     for vid, texts in per_value.items():
         n = len({" ".join(t.split()).lower() for t in texts if t.strip()}) + n_neutral

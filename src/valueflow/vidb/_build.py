@@ -71,6 +71,10 @@ class BuildConfig(BaseModel):
     n_neutral: int = Field(default=6, ge=0, le=len(NEUTRAL_ANCHOR_TEXTS))
     """Built-in neutral anchor texts ranked with each value's texts (when no
     ``neutral_texts`` are given); their median utility is intensity 0."""
+    n_panel_neutral: int = Field(default=6, ge=0)
+    """With categorisation: texts of the corpus the panel placed in none of a theory's values
+    join that theory's values as extra neutral anchors (up to this many, a seeded pick). They
+    anchor 0 in the corpus's own register, next to the built-in sentences."""
     scale: ScaleMode = "symmetric"
     """How utilities map to ±10 without references: ``symmetric`` or ``separate``."""
     scale_quantile: float = Field(default=0.98, ge=0.5, le=1.0)
@@ -442,6 +446,7 @@ async def build_vidb_async(
         reports[n.id] = ValueReport(n.id, len(cleaned[n.id]), n_excluded=dropped)
 
     categories: dict[str, dict[int, CategoryResult]] = {}
+    panel_neutral: dict[str, list[str]] = {}
     if categorizer is not None:
         reg = get_registry()
         by_theory: dict[str, list[str]] = {}
@@ -452,6 +457,9 @@ async def build_vidb_async(
             uniq = list(dict.fromkeys(ts))
             res = await categorizer.categorize(uniq, reg.theory(key), progress=progress)
             placed.update({(key, t): c for t, c in zip(uniq, res, strict=True)})
+            # About none of the theory's values: neutral for every value of the theory.
+            panel_neutral[key] = [t for t, c in zip(uniq, res, strict=True)
+                                  if not c.path and c.stop == "neutral"]
         for n in nodes:
             theory = reg.theory(n.theory)
             keep = [t for t in cleaned[n.id] if placed[(n.theory, t)].is_about(n.id, theory)]
@@ -467,8 +475,15 @@ async def build_vidb_async(
                 + (" after categorisation" if categorizer is not None else ""),
                 hint="a value needs at least 2 distinct texts",
             )
-        builds.append(_ValueBuild(n, cleaned[n.id], neutral, _references_for(references, n.id),
-                                  cfg, len(judges)))
+        extra: list[str] = []
+        pool = panel_neutral.get(n.theory, [])
+        if pool and cfg.n_panel_neutral > 0:
+            rng = np.random.default_rng(_value_seed(cfg.seed + 2, n.id))
+            pick = rng.choice(len(pool), size=min(cfg.n_panel_neutral, len(pool)),
+                              replace=False)
+            extra = [pool[int(i)] for i in sorted(pick)]
+        builds.append(_ValueBuild(n, cleaned[n.id], neutral + extra,
+                                  _references_for(references, n.id), cfg, len(judges)))
     for judge in judges:
         check = getattr(judge, "check_texts", None)
         if check is not None:
