@@ -70,3 +70,19 @@ def test_analyze_and_report(results, tmp_path):
     assert html.count("data:image/png;base64,") == html.count("<img")
     assert "faded to neutral" in html and "bidirectional" in html
     assert "<script" not in html and "http" not in html.split("<body>")[1][:2000]
+
+
+def test_findings_do_not_call_a_failed_shift_a_shift(results):
+    import dataclasses
+
+    from valueflow.analysis._summary import findings
+
+    a = analyze(results, n_boot=100)
+    st = a.steerability.copy()
+    st["delta_down"] = st["delta_down"].abs() + 0.2  # nothing moved down when asked to
+    st["delta_up"] = -st["delta_up"].abs() - 0.2  # nothing moved up either
+    text = "\n".join(findings(dataclasses.replace(a, steerability=st)))
+    assert "Largest downward shift" not in text and "Largest upward shift" not in text
+    assert "No value moved down when asked to lower it; closest:" in text
+    assert "No value moved up when asked to raise it; closest:" in text
+    assert "Largest upward shift" in "\n".join(a.findings)  # the built data does move

@@ -119,11 +119,15 @@ def findings(a: SteeringAnalysis) -> list[str]:
         best_up = g.loc[g["delta_up"].idxmax()] if g["delta_up"].notna().any() else None
         best_dn = g.loc[g["delta_down"].idxmin()] if g["delta_down"].notna().any() else None
         if best_up is not None:
-            out.append(f"  Largest upward shift: {_short(best_up['value'])} "
+            lead = ("  Largest upward shift:" if best_up["delta_up"] > 0 else
+                    "  No value moved up when asked to raise it; closest:")
+            out.append(f"{lead} {_short(best_up['value'])} "
                        f"(Δ {_fmt(best_up['delta_up'])}, 90% CI {_fmt(best_up['delta_up_low'])}"
                        f" to {_fmt(best_up['delta_up_high'])}).")
         if best_dn is not None:
-            out.append(f"  Largest downward shift: {_short(best_dn['value'])} "
+            lead = ("  Largest downward shift:" if best_dn["delta_down"] < 0 else
+                    "  No value moved down when asked to lower it; closest:")
+            out.append(f"{lead} {_short(best_dn['value'])} "
                        f"(Δ {_fmt(best_dn['delta_down'])}, 90% CI "
                        f"{_fmt(best_dn['delta_down_low'])} to "
                        f"{_fmt(best_dn['delta_down_high'])}).")
