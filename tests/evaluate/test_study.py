@@ -111,3 +111,24 @@ def test_study_reads_the_published_per_value_layout(tmp_workspace, tmp_path) -> 
     scores = pd.read_csv(out / "scores.csv")
     assert set(scores["value"]) == {"schwartz:power", "ross:fidelity"}
     assert len(scores) == 2 * 2 * 12  # judges x methods x texts
+
+
+def test_study_dry_run_counts_calls_and_calls_nothing(tmp_workspace, tmp_path) -> None:
+    from valueflow.vidb import load_seed
+
+    data = load_seed(["benevolence"]).head(7)[["text", "value", "intensity"]]
+    path = tmp_path / "data.csv"
+    data.to_csv(path, index=False)
+    # Nothing listens on port 9: any real call would fail the command.
+    res = CliRunner().invoke(cli, ["study", "judges", "--data", str(path), "--judge",
+                                   "openai/judge-a", "--judge", "sim/1", "--base-url",
+                                   "http://127.0.0.1:9/v1", "--paraphrases", "2", "--m", "3",
+                                   "--design", "bucket", "--dry-run", "--json"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    plan = json.loads(res.output)
+    # Per wording: 7 texts x 3 windows (ranking) + 7 ratings; the simulated judge is free.
+    assert plan["calls"] == 2 * (7 * 3 + 7)
+    assert {(r["judge"], r["method"]) for r in plan["plan"]} == {
+        ("openai/judge-a", "ranking"), ("openai/judge-a", "rating")}
+    assert not (tmp_path / "judge-study").exists()

@@ -43,11 +43,13 @@ def study() -> None:
               help="Rating noise of sim judges.")
 @click.option("--base-url", multiple=True, help="Server URL for openai/ judges; repeatable.")
 @click.option("--no-progress", is_flag=True)
+@click.option("--dry-run", is_flag=True,
+              help="Print the judge calls and tokens the study would spend, call nothing.")
 @json_option
 def judges_(data_path: str, data_value: str | None, intensity_column: str | None,
             judges: tuple[str, ...], paraphrases: int, vidb_source: str,
             k: int, m: int, design: str, out_dir: str, seed: int, sim_truth: str | None,
-            sim_noise: float, base_url: tuple[str, ...], no_progress: bool,
+            sim_noise: float, base_url: tuple[str, ...], no_progress: bool, dry_run: bool,
             as_json: bool) -> None:
     """Judge stability of ranking vs rating: variance and range across judges, sign flips,
     change under prompt paraphrase, sign and pairwise accuracy against the reference.
@@ -64,6 +66,26 @@ def judges_(data_path: str, data_value: str | None, intensity_column: str | None
 
         truth = load_truth(sim_truth)
     opts: dict[str, Any] = {"backend_options": {"base_url": list(base_url)}} if base_url else {}
+    if dry_run:
+        from valueflow.evaluate import estimate_study_cost
+
+        with open_cli_workspace() as ws:
+            cost = estimate_study_cost(data, list(judges), paraphrases=paraphrases,
+                                       vidb=vidb_source, k=k, m=m,
+                                       design=design,  # type: ignore[arg-type]
+                                       workspace=ws, seed=seed, judge_options=opts)
+        if as_json:
+            echo_json({"dry_run": True, "plan": cost.to_dict(orient="records"),
+                       "calls": int(cost["calls"].sum()) if len(cost) else 0})
+            return
+        for r in cost.itertuples(index=False):
+            click.echo(f"{r.judge} wording {r.paraphrase} {r.method}: {r.calls} calls "
+                       f"({r.cached} cached), ~{r.prompt_tokens} prompt tokens, at most "
+                       f"{r.max_completion_tokens} completion tokens")
+        total = int(cost["calls"].sum()) if len(cost) else 0
+        click.echo(f"in all {total} judge calls (simulated judges cost none); adaptive "
+                   "ranking is estimated with strata windows; re-asks not counted")
+        return
     with open_cli_workspace() as ws:
         scores, metrics = study_judges(
             data, list(judges), paraphrases=paraphrases, vidb=vidb_source, k=k, m=m,

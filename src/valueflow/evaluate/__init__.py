@@ -22,7 +22,7 @@ from valueflow.evaluate._score import (
 )
 from valueflow.evaluate._stability import METRICS, PAPER_TABLE, stability_metrics
 from valueflow.evaluate._store import load_scores, save_scores
-from valueflow.evaluate._study import plot_judge_stability, study_judges
+from valueflow.evaluate._study import estimate_study_cost, plot_judge_stability, study_judges
 
 __all__ = [
     "METRICS",
@@ -32,6 +32,7 @@ __all__ = [
     "ScoreJob",
     "anchor_pools",
     "estimate_score_cost",
+    "estimate_study_cost",
     "load_scores",
     "plot_judge_stability",
     "prepare_score",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from valueflow.errors import ConfigError, DataError
 from valueflow.evaluate._anchors import VIDBSource
 from valueflow.evaluate._engine import Design
-from valueflow.evaluate._score import score_texts
+from valueflow.evaluate._score import estimate_score_cost, prepare_score, score_texts
 from valueflow.evaluate._stability import METRICS, PAPER_TABLE, stability_metrics
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from valueflow.workspace import Workspace
 
-__all__ = ["plot_judge_stability", "study_judges"]
+__all__ = ["estimate_study_cost", "plot_judge_stability", "study_judges"]
 
 
 def _spec_seed(spec: str, paraphrase: int, seed: int) -> int:
@@ -130,6 +130,59 @@ def study_judges(
                 }))
     scores = pd.concat(parts, ignore_index=True)
     return scores, stability_metrics(scores)
+
+
+def estimate_study_cost(
+    data: pd.DataFrame,
+    judges: Sequence[str],
+    *,
+    paraphrases: int = 3,
+    vidb: VIDBSource = "auto",
+    k: int = 6,
+    m: int = 3,
+    design: Design = "adaptive",
+    workspace: Workspace | None = None,
+    seed: int = 0,
+    judge_options: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """What :func:`study_judges` would spend, without calling anything (``--dry-run``).
+
+    One row per LLM judge × wording × method with ``calls`` (cache hits excluded),
+    ``cached``, ``prompt_tokens`` and ``max_completion_tokens``; simulated judges cost
+    nothing and are left out. Inputs are validated as the study would.
+    """
+    import pandas as pd
+
+    from valueflow.tables import require_columns
+
+    require_columns(data, ["text", "value", "intensity"], source="the study data")
+    if not judges:
+        raise ConfigError("the study needs at least one judge", hint="--judge SPEC, repeatable")
+    frame = data[["text", "value"]].copy()
+    rows = []
+    for spec in judges:
+        if spec == "sim" or spec.startswith("sim/"):
+            _sim_beta(spec)
+            continue
+        if spec == "local":
+            raise ConfigError("the local scorer has no prompt or ranking to study",
+                              hint="use LLM judge specs or sim/<beta>")
+        for p in range(paraphrases):
+            for method in ("ranking", "rating"):
+                job = prepare_score(frame, None, spec, vidb, k=k, m=m, design=design,
+                                    method=method,  # type: ignore[arg-type]
+                                    value_column="value", workspace=workspace, seed=seed,
+                                    judge_options={**dict(judge_options or {}),
+                                                   "paraphrase": p})
+                cost = estimate_score_cost(job)
+                rows.append({"judge": spec, "paraphrase": p, "method": method,
+                             "calls": cost["calls"], "cached": cost["cached"],
+                             "prompt_tokens": cost["prompt_tokens"],
+                             "max_completion_tokens": cost["max_completion_tokens"],
+                             "exact": cost["exact"]})
+    cols = ["judge", "paraphrase", "method", "calls", "cached", "prompt_tokens",
+            "max_completion_tokens", "exact"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 _LABELS = {
