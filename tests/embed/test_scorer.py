@@ -232,3 +232,20 @@ def test_training_frame_fills_in_seed_values_and_samples_large_vidbs():
     kept = part.loc[part.value == "schwartz:power", "intensity"]
     assert kept.min() == -10 and kept.max() == 10 and abs(kept.median()) < 0.1
     assert scorer_training_frame(big, values=["power"], max_texts=6000).equals(part)  # stable
+
+
+def test_shipped_artefacts_match_the_seed_vidb():
+    """Changing the seed without regenerating the shipped files would make every start refit
+    (seconds) and ship a head trained on other texts: catch it here (see DEVELOPERS.md)."""
+    from valueflow.embed._model import default_model_dir
+    from valueflow.embed._shipped import _data_dir, texts_hash
+    from valueflow.vidb import load_seed
+
+    seed = load_seed()
+    h = texts_hash(seed["text"].astype(str).tolist())
+    state = json.loads((_data_dir() / "local_scorer.json").read_text(encoding="utf-8"))
+    assert state["seed_hash"] == h
+    with np.load(_data_dir() / "seed_base_emb.npz") as z:
+        assert str(z["hash"]) == h and z["emb"].shape[0] == len(seed)
+    meta = json.loads((default_model_dir() / "hives.json").read_text(encoding="utf-8"))
+    assert meta["n_train_texts"] + meta["n_heldout_texts"] == len(seed)
