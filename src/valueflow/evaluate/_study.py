@@ -27,6 +27,23 @@ def _spec_seed(spec: str, paraphrase: int, seed: int) -> int:
     return (h + 7919 * paraphrase + seed) & 0x7FFFFFFF
 
 
+def _check_study(data: pd.DataFrame, judges: Sequence[str], paraphrases: int) -> None:
+    """The checks every study entry point makes before any judge is built."""
+    from valueflow.judges import N_RANKING_PARAPHRASES, N_RATING_PARAPHRASES
+    from valueflow.tables import require_columns
+
+    require_columns(data, ["text", "value", "intensity"], source="the study data")
+    if not judges:
+        raise ConfigError("the study needs at least one judge", hint="--judge SPEC, repeatable")
+    limit = min(N_RANKING_PARAPHRASES, N_RATING_PARAPHRASES)
+    if not 1 <= paraphrases <= limit:
+        raise ConfigError(f"--paraphrases must be 1..{limit}, got {paraphrases}",
+                          hint=f"ValueFlow ships {limit} wordings of each prompt")
+    if any(j == "local" for j in judges):
+        raise ConfigError("the local scorer has no prompt or ranking to study",
+                          hint="use LLM judge specs or sim/<beta>")
+
+
 def _sim_beta(spec: str) -> float:
     _, _, tail = spec.partition("/")
     try:
@@ -74,19 +91,7 @@ def study_judges(
     """
     import pandas as pd
 
-    from valueflow.judges import N_RANKING_PARAPHRASES, N_RATING_PARAPHRASES
-    from valueflow.tables import require_columns
-
-    require_columns(data, ["text", "value", "intensity"], source="the study data")
-    if not judges:
-        raise ConfigError("the study needs at least one judge", hint="--judge SPEC, repeatable")
-    limit = min(N_RANKING_PARAPHRASES, N_RATING_PARAPHRASES)
-    if not 1 <= paraphrases <= limit:
-        raise ConfigError(f"--paraphrases must be 1..{limit}, got {paraphrases}",
-                          hint=f"ValueFlow ships {limit} wordings of each prompt")
-    if any(j == "local" for j in judges):
-        raise ConfigError("the local scorer has no prompt or ranking to study",
-                          hint="use LLM judge specs or sim/<beta>")
+    _check_study(data, judges, paraphrases)
     ref = pd.to_numeric(data["intensity"], errors="coerce")
     if ref.isna().any():
         raise DataError("the study data has missing or non-numeric intensities in row "
@@ -153,20 +158,13 @@ def estimate_study_cost(
     """
     import pandas as pd
 
-    from valueflow.tables import require_columns
-
-    require_columns(data, ["text", "value", "intensity"], source="the study data")
-    if not judges:
-        raise ConfigError("the study needs at least one judge", hint="--judge SPEC, repeatable")
+    _check_study(data, judges, paraphrases)
     frame = data[["text", "value"]].copy()
     rows = []
     for spec in judges:
         if spec == "sim" or spec.startswith("sim/"):
             _sim_beta(spec)
             continue
-        if spec == "local":
-            raise ConfigError("the local scorer has no prompt or ranking to study",
-                              hint="use LLM judge specs or sim/<beta>")
         for p in range(paraphrases):
             for method in ("ranking", "rating"):
                 job = prepare_score(frame, None, spec, vidb, k=k, m=m, design=design,
