@@ -29,7 +29,7 @@ __all__ = ["load_local_scorer", "scorer_cache_dir", "scorer_training_frame", "te
            "write_shipped_scorer"]
 
 #: Bump when a change to LocalScorer makes fits cached on disk stale.
-SCORER_VERSION = "2"
+SCORER_VERSION = "3"
 CACHE_DIR_ENV = "VALUEFLOW_CACHE_DIR"
 _SEED_SOURCE = "valueflow-seed"
 
@@ -176,7 +176,7 @@ def _fit_or_load(key: str, folder: str | None, enc: HiVESModel, frame: pd.DataFr
     scorer = LocalScorer(model=enc)
     seed_rows = _seed_cache(enc, _seed_texts())
     if seed_rows is not None:
-        scorer._cache.update({t: r for t, r in seed_rows.items()})
+        scorer._cache.update(seed_rows)
     where = Path(folder) / f"local-scorer-{key}" if folder else None
     if where is not None and (where / "state.json").is_file():
         try:
