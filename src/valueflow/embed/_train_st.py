@@ -206,7 +206,7 @@ def train_full_st(cfg: TrainConfig, labels: HierLabels, texts: list[str], out: s
         weight_decay=cfg.weight_decay, warmup_ratio=1.0 / max(1, cfg.epochs_stage1
                                                               + cfg.epochs_stage2),
         lr_scheduler_type="linear", seed=cfg.seed, data_seed=cfg.seed,
-        batch_sampler=make_sampler, save_strategy="epoch", save_total_limit=2,
+        batch_sampler=make_sampler, save_strategy="epoch", save_total_limit=1,
         logging_strategy="epoch", report_to="none", disable_tqdm=not progress,
         dataloader_drop_last=False, remove_unused_columns=False,
         dataloader_pin_memory=torch.cuda.is_available())
