@@ -46,11 +46,11 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     import pandas as pd
 
     p = Path(path)
-    fmt = table_format(p)
     if not p.exists():
         raise DataError(f"input file {str(p)!r} does not exist")
     if p.is_dir():
         raise DataError(f"input {str(p)!r} is a folder, not a file")
+    fmt = table_format(p)
     try:
         if fmt == "csv":
             return pd.read_csv(p, keep_default_na=False, na_values=[""])
