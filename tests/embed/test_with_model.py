@@ -98,9 +98,10 @@ def test_hives_cli_train_then_evaluate_on_the_models_own_split(tmp_path):
                               "--holdout", "0.25"])
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["hives", "evaluate", "--model", str(out), "--vidb", str(vidb),
-                              "--json"])
+                              "--json", "--plot", str(tmp_path / "eval.png")])
     assert res.exit_code == 0, res.output
     assert "warning" not in res.stderr  # the split defaults to the one trained with
+    assert (tmp_path / "eval.png").stat().st_size > 1000
     metrics = json.loads(res.stdout)["metrics"]
     assert set(metrics) == {"base", str(out)}
     res = runner.invoke(cli, ["hives", "evaluate", "--model", str(out), "--vidb", str(vidb),

@@ -67,9 +67,12 @@ def train(base: str, out: str, source: str, mode: str, head_input: str | None,
               help="Also save the table as CSV.")
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None,
               help="Also save the table as Markdown.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Also save a bar chart of the metrics (.png, .svg, .pdf).")
 @json_option
 def evaluate(models: tuple[str, ...], source: str, holdout: float | None, seed: int | None,
-             csv_path: str | None, md_path: str | None, as_json: bool) -> None:
+             csv_path: str | None, md_path: str | None, plot_path: str | None,
+             as_json: bool) -> None:
     """Evaluate models on the held-out split, side by side with the untrained base.
 
     The split defaults to the one the (first) trained model was trained with, so its
@@ -98,6 +101,10 @@ def evaluate(models: tuple[str, ...], source: str, holdout: float | None, seed: 
         with open(md_path, "w", encoding="utf-8") as fh:
             fh.write(table.round(4).to_markdown() if _has_tabulate() else table.round(4).to_string())
             fh.write(f"\n\nprimary metric: {ev.primary_metric}\n")
+    if plot_path:
+        from valueflow.embed import plot_evaluation
+
+        plot_evaluation(table, plot_path, ev.primary_metric)
     if as_json:
         echo_json({"primary_metric": ev.primary_metric, "metrics": table.to_dict()})
         return

@@ -8,7 +8,7 @@ where a person or group stands on the 32 values. Training and evaluation: ``trai
 
 from typing import TYPE_CHECKING
 
-from valueflow.embed._evaluate import HiVESEvaluator, hierarchy_metrics
+from valueflow.embed._evaluate import HiVESEvaluator, hierarchy_metrics, plot_evaluation
 from valueflow.embed._labels import N_LEVELS, HierLabels, build_labels, heldout_split
 from valueflow.embed._model import DEFAULT_BASE, HiVESModel, load_hives
 from valueflow.embed._profile import plot_profile, value_profile
@@ -61,6 +61,7 @@ __all__ = [
     "hierarchy_metrics",
     "load_hives",
     "load_local_scorer",
+    "plot_evaluation",
     "plot_profile",
     "scorer_training_frame",
     "train_hives",

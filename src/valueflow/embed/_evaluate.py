@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from valueflow.embed._model import HiVESModel
 
-__all__ = ["HiVESEvaluator", "hierarchy_metrics"]
+__all__ = ["HiVESEvaluator", "hierarchy_metrics", "plot_evaluation"]
 
 PRIMARY_METRIC = "rank_pairwise"
 
@@ -173,3 +173,27 @@ class HiVESEvaluator:
         table = pd.DataFrame({c: self(m) for c, m in zip(cols, models, strict=True)})
         table.index.name = "metric"
         return table
+
+
+def plot_evaluation(table: pd.DataFrame, path: str, primary: str = PRIMARY_METRIC) -> None:
+    """Grouped bars: one group per metric, one bar per model (the primary metric marked)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics, models = list(table.index), list(table.columns)
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.75 * len(metrics) * max(1, len(models)) / 2), 4))
+    width = 0.8 / max(1, len(models))
+    x = np.arange(len(metrics))
+    for j, m in enumerate(models):
+        ax.bar(x + (j - (len(models) - 1) / 2) * width, table[m].to_numpy(dtype=float), width,
+               label=str(m))
+    labels = [f"{k} *" if k == primary else str(k) for k in metrics]
+    ax.set_xticks(x, labels, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("score (value_dir_abs_cos: lower is better)")
+    ax.set_title(f"HiVES evaluation on held-out texts (* primary: {primary})", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
