@@ -114,3 +114,27 @@ def test_score_cli_errors_write_nothing(tmp_workspace, files, tmp_path) -> None:
     _fails(DataError, "cannot tell the format", "score", files["input"], "--value",
            "benevolence", *_sim(files, "--out", str(tmp_path / "x.docx")))
     assert not out.exists()
+
+
+def test_published_style_anchor_file_with_stray_rows(files, tmp_path):
+    """A per-value file with only text and final_rating, one missing rating and a repeated
+    row: the bad rows are left out and said so; the sim truth reads final_rating too."""
+    import numpy as np
+
+    anchors = pd.read_parquet(files["anchors"])
+    bene = anchors[anchors["value"] == "schwartz:benevolence"]
+    vidb = bene.rename(columns={"intensity": "final_rating"})[["text", "final_rating"]]
+    vidb = pd.concat([vidb, vidb.iloc[[0]]], ignore_index=True)
+    vidb.loc[1, "final_rating"] = np.nan
+    path = tmp_path / "Benevolence_pvq_flag_aggregated.csv"
+    vidb.to_csv(path, index=False)
+    truth = pd.read_csv(files["truth"]).rename(columns={"intensity": "final_rating"})
+    truth_path = tmp_path / "truth_fr.csv"
+    truth.to_csv(truth_path, index=False)
+    res = CliRunner().invoke(cli, [
+        "score", files["input"], "--value", "benevolence", "--judge", "sim", "--sim-truth",
+        str(truth_path), "--vidb", str(path), "--m", "2", "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "left out: 1 row(s) with missing intensity, 1 row(s) with repeated text" in res.stderr
+    rows = json.loads(res.stdout)
+    assert len(rows) == 24 and all(r["n_windows"] == 2 for r in rows)

@@ -21,19 +21,26 @@ def example_path() -> Path:
 
 
 def load_truth(path: str) -> dict[str, float]:
-    """A simulated judge's latent intensities: a table with ``text`` and ``intensity``."""
+    """A simulated judge's latent intensities: a table with ``text`` and ``intensity`` (or
+    another recognised intensity column such as ``final_rating``)."""
     import numpy as np
+    import pandas as pd
 
     from valueflow.errors import DataError
     from valueflow.tables import read_table, require_columns
+    from valueflow.vidb._frame import INTENSITY_ALIASES
 
     df = read_table(path)
-    require_columns(df, ["text", "intensity"], source=f"--sim-truth {path}")
-    vals = np.asarray(df["intensity"], dtype=float)
-    if not np.isfinite(vals).all():
-        raise DataError(f"--sim-truth {path} has missing or non-numeric intensities")
+    column = next((c for c in INTENSITY_ALIASES if c in df.columns), "intensity")
+    require_columns(df, ["text", column], source=f"--sim-truth {path}")
+    vals = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
+    if not np.isfinite(vals).any():
+        raise DataError(f"--sim-truth {path} has no numeric intensities in {column!r}")
     truth: dict[str, float] = {}
-    for t, v in zip(df["text"].astype(str), vals, strict=True):
+    # Rows without a number are skipped: a text the run needs and the table lacks is
+    # reported by name when the judge is built.
+    keep = np.isfinite(vals)
+    for t, v in zip(df["text"].astype(str)[keep], vals[keep], strict=True):
         if t in truth and truth[t] != v:
             raise DataError(f"--sim-truth {path} gives the text {t[:50]!r} two intensities")
         truth[t] = float(v)

@@ -60,9 +60,10 @@ def _load(source: Any, values: list[ValueNode], *, intensity_column: str | None,
     from valueflow.vidb import load_vidb
 
     # A file of one value's anchors needs no value column when that value is being scored.
+    # Rows without an intensity, empty or repeated are left out (and counted), as anchors.
     single = values[0].id if len(values) == 1 else None
     return load_vidb(source, intensity_column=intensity_column, text_column=text_column,
-                     value=single)
+                     value=single, skip_invalid=True)
 
 
 def user_vidb_frame(
@@ -131,9 +132,14 @@ def anchor_pools(
         if source in ("auto", "seed"):
             frames["seed"] = (load_seed(ids), "seed")
     elif isinstance(source, str | os.PathLike):
-        frames["file"] = (_load(source, values, intensity_column=intensity_column,
-                                text_column=text_column),
-                          os.path.basename(os.path.normpath(str(source))))
+        frame = _load(source, values, intensity_column=intensity_column,
+                      text_column=text_column)
+        label = os.path.basename(os.path.normpath(str(source)))
+        skipped = frame.attrs.get("skipped") or {}
+        if skipped:
+            label += " (left out: " + ", ".join(f"{n} row(s) with {why}"
+                                                 for why, n in skipped.items()) + ")"
+        frames["file"] = (frame, label)
     else:
         frames["table"] = (_load(source, values, intensity_column=intensity_column,
                                  text_column=text_column), "table")

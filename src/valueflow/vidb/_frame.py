@@ -53,6 +53,7 @@ def normalize_vidb_frame(
     provenance: str | None = None,
     neutral_band: float = 1.0,
     skip_invalid: bool = False,
+    hint: str = "fix these rows and import again; nothing was imported",
 ) -> pd.DataFrame:
     """Validate an incoming table and return it with the canonical VIDB columns.
 
@@ -68,6 +69,7 @@ def normalize_vidb_frame(
             or a text already seen for the same value, instead of failing; the counts are in
             ``result.attrs["skipped"]``. Unknown values and out-of-range intensities still
             fail: they mean a wrong mapping or scale, not a stray row.
+        hint: The hint of the error that lists offending rows.
 
     Raises:
         DataError: listing the offending rows (1-based, header not counted) for missing
@@ -150,7 +152,7 @@ def normalize_vidb_frame(
     if problems:
         raise DataError(
             f"{source_name}: " + "; ".join(problems),
-            hint="fix these rows and import again; nothing was imported",
+            hint=hint,
         )
 
     out["node"] = renamed["node"].where(renamed["node"].notna(), None) if "node" in renamed else None

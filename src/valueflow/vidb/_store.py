@@ -349,6 +349,7 @@ def load_vidb(
     value_column: str | None = None,
     value: str | None = None,
     workspace: Workspace | None = None,
+    skip_invalid: bool = False,
 ) -> pd.DataFrame:
     """Load a VIDB as a DataFrame with the canonical columns.
 
@@ -362,6 +363,8 @@ def load_vidb(
         intensity_column, text_column, value_column: Column names in a file or DataFrame.
         value: The value of every row of a single file or DataFrame that has no value
             column (a value column, when there is one, wins).
+        skip_invalid: Leave out rows with an empty text, a missing intensity or a repeated
+            text (counted in ``result.attrs["skipped"]``) instead of failing.
         workspace: The workspace for ``"workspace"`` (default: the default workspace).
     """
     import pandas as pd
@@ -387,9 +390,16 @@ def load_vidb(
         tables = [(source, "VIDB table")]
     frames = [normalize_vidb_frame(raw, source_name=name, columns=columns, source=name,
                                    value=_value_for_table(raw, name, value, columns,
-                                                          override=False))
+                                                          override=False),
+                                   skip_invalid=skip_invalid,
+                                   hint="fix these rows in the VIDB file")
               for raw, name in tables]
+    skipped: dict[str, int] = {}
+    for f in frames:
+        for reason, n in f.attrs.get("skipped", {}).items():
+            skipped[reason] = skipped.get(reason, 0) + n
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    df.attrs["skipped"] = skipped
     if values:
         from valueflow.theories import resolve_value
 
