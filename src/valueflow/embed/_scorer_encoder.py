@@ -102,7 +102,8 @@ def encode_base_and_mid(model: HiVESModel, texts: Sequence[str], batch_size: int
     order = np.argsort([len(ids) for ids in enc["input_ids"]], kind="stable")
     e = np.zeros((len(texts), int(bert.config.hidden_size)), np.float32)
     mid = np.zeros_like(e)
-    with torch.inference_mode():
+    bar = _EncodeProgress(len(texts))
+    with torch.inference_mode(), bar:
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
             batch = tok.pad({k: [enc[k][i] for i in idx] for k in keys},
@@ -116,4 +117,37 @@ def encode_base_and_mid(model: HiVESModel, texts: Sequence[str], batch_size: int
 
             e[idx] = pool(out.hidden_states[-1])
             mid[idx] = _normalize(np.mean([pool(out.hidden_states[k]) for k in layers], axis=0))
+            bar.advance(len(idx))
     return e, mid
+
+
+#: Encodes of at least this many texts show a progress bar on a terminal (~7 s of work).
+PROGRESS_MIN_TEXTS = 2000
+
+
+class _EncodeProgress:
+    """A rich progress bar on stderr for long encodes on a terminal; a no-op otherwise."""
+
+    def __init__(self, total: int) -> None:
+        import sys
+
+        self.total = total
+        self.bar: Any = None
+        if total >= PROGRESS_MIN_TEXTS and sys.stderr.isatty():
+            from rich.progress import Progress
+
+            self.bar = Progress(transient=True)
+
+    def __enter__(self) -> _EncodeProgress:
+        if self.bar is not None:
+            self.bar.start()
+            self.task = self.bar.add_task("encoding texts", total=self.total)
+        return self
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
