@@ -328,7 +328,9 @@ class LocalScorer:
             f"trained on {what.format(n=len(vidb))}; grouped {self.folds}-fold CV: Spearman "
             f"{self.cv_['spearman']:.2f}, Pearson {self.cv_['pearson']:.2f}, RMSE "
             f"{self.cv_['rmse']:.2f}, sign accuracy {self.cv_['sign_acc']:.2f}, 90% interval "
-            f"half-width {self.q90_pooled_:.1f}")
+            f"half-width {self.q90_pooled_:.1f}"
+            + (f" ({self.q90_strong_:.1f} where |intensity| >= {_STRONG:g})"
+               if np.isfinite(self.q90_strong_) and self.q90_strong_ < self.q90_pooled_ else ""))
         return self
 
     # -- persistence ------------------------------------------------------------------
