@@ -324,3 +324,29 @@ def test_disagreement_z_is_adjusted_for_the_number_of_judge_pairs():
     far.append((truth + 50.0 * (np.arange(n) == 0), np.full(n, 0.1), np.ones(n, bool)))
     z = judge_disagreement(truth, far)
     assert z[0] > 100 and np.isfinite(z).all()
+
+
+def test_cli_build_against_a_server_fleet_with_a_concurrency_cap(tmp_path, tmp_workspace):
+    """--base-url (twice: a fleet) and --max-concurrency reach the LLM judge; the server
+    answers with a valid ranking (the window order), and the build completes."""
+    from valueflow.cli import cli
+    from valueflow.llm.testing import FakeOpenAIServer
+
+    _files(tmp_path)
+    tmp_workspace.close()
+
+    def respond(body):
+        k = body["response_format"]["json_schema"]["schema"]["properties"]["ranking"][
+            "maxItems"] if "response_format" in body else 4
+        return json.dumps({"ranking": list(range(1, k + 1))})
+
+    with FakeOpenAIServer(latency=0.01, respond=respond) as a, \
+            FakeOpenAIServer(latency=0.01, respond=respond) as b:
+        r = CliRunner().invoke(cli, [
+            "vidb", "build", str(tmp_path / "in.csv"), "--value", "benevolence", "--judge",
+            "openai/judge", "--base-url", a.url, "--base-url", b.url, "--max-concurrency", "3",
+            "--no-progress", "--json"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.output)["n_items"] == 40
+        assert a.completed > 0 and b.completed > 0  # both servers of the fleet were used
+        assert max(a.max_in_flight, b.max_in_flight) <= 3  # the cap holds

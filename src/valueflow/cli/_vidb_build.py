@@ -91,7 +91,19 @@ def _read_truth(path: str) -> Any:
     return truth
 
 
-def _make_judges(specs: tuple[str, ...], ws: Any, truth: Any, beta: float, seed: int
+def _llm_options(spec: str, base_url: tuple[str, ...], max_concurrency: int | None
+                 ) -> dict[str, Any]:
+    """Backend options for an LLM spec: server URLs for openai/ specs, a concurrency cap."""
+    opts: dict[str, Any] = {}
+    if base_url and spec.startswith("openai/"):
+        opts["base_url"] = list(base_url)
+    if max_concurrency:
+        opts["max_concurrency"] = max_concurrency
+    return opts
+
+
+def _make_judges(specs: tuple[str, ...], ws: Any, truth: Any, beta: float, seed: int,
+                 base_url: tuple[str, ...] = (), max_concurrency: int | None = None
                  ) -> list[Any]:
     from valueflow.errors import ConfigError
     from valueflow.judges import make_judge
@@ -103,7 +115,11 @@ def _make_judges(specs: tuple[str, ...], ws: Any, truth: Any, beta: float, seed:
         is_sim = spec == "sim" or spec.startswith("sim/")
         if is_sim and truth is None:
             raise ConfigError("--judge sim needs --sim-truth FILE (text,intensity[,value])")
-        judge = make_judge(spec, workspace=ws, truth=truth, beta=beta, seed=seed + i)
+        extra: dict[str, Any] = {}
+        if not is_sim:
+            opts = _llm_options(spec, base_url, None)
+            extra = {"backend_options": opts, "max_concurrency": max_concurrency}
+        judge = make_judge(spec, workspace=ws, truth=truth, beta=beta, seed=seed + i, **extra)
         if [j.name for j in judges].count(judge.name) or specs.count(spec) > 1:
             judge.name = f"{judge.name}#{i}"
         judges.append(judge)
@@ -166,6 +182,10 @@ def _check_truth(truth: Any, per_value: dict[str, list[str]]) -> None:
 @click.option("--source-name", default=None, help="Provenance: where the texts came from.")
 @click.option("--license", "license_", default=None, help="License of the texts.")
 @click.option("--dataset", default=None, help="Name of this batch [INPUT's stem].")
+@click.option("--base-url", multiple=True,
+              help="Server URL for openai/ judges and panel members; repeatable (a fleet).")
+@click.option("--max-concurrency", type=int, default=None,
+              help="Requests in flight per LLM judge [the backend's default].")
 @click.option("--dry-run", is_flag=True, help="Show the plan (windows, judge calls); call nothing.")
 @click.option("--progress/--no-progress", default=True, help="Progress bars.")
 @json_option
@@ -175,7 +195,8 @@ def build(input_path: str, values: tuple[str, ...], judge_specs: tuple[str, ...]
           panel_specs: tuple[str, ...], min_agree: int | None, min_margin: int | None,
           panel_allow_same: bool, sim_truth: str | None, sim_beta: float, text_column: str,
           out: str | None, diagnostics: str | None, source_name: str | None,
-          license_: str | None, dataset: str | None, dry_run: bool, progress: bool,
+          license_: str | None, dataset: str | None, base_url: tuple[str, ...],
+          max_concurrency: int | None, dry_run: bool, progress: bool,
           as_json: bool) -> None:
     """Build VIDB items for one or more values from the raw texts in INPUT.
 
@@ -213,9 +234,10 @@ def build(input_path: str, values: tuple[str, ...], judge_specs: tuple[str, ...]
         _dry_run(per_value, cfg, judge_specs, panel_specs, neutral, as_json)
         return
     with open_cli_workspace() as ws:
-        judges = _make_judges(judge_specs, ws, truth, sim_beta, seed)
-        categorizer = _make_panel(panel_specs, ws, min_agree, min_margin, panel_allow_same) \
-            if categorize else None
+        judges = _make_judges(judge_specs, ws, truth, sim_beta, seed, base_url,
+                              max_concurrency)
+        categorizer = _make_panel(panel_specs, ws, min_agree, min_margin, panel_allow_same,
+                                  base_url, max_concurrency) if categorize else None
         from valueflow.llm import run_sync
 
         result = run_sync(build_vidb_async(
@@ -269,8 +291,9 @@ def _read_references(path: str) -> Any:
 
 
 def _make_panel(specs: tuple[str, ...], ws: Any, min_agree: int | None,
-                min_margin: int | None, allow_same: bool) -> Any:
-    from valueflow.llm import LLMClient
+                min_margin: int | None, allow_same: bool, base_url: tuple[str, ...] = (),
+                max_concurrency: int | None = None) -> Any:
+    from valueflow.llm import LLMClient, get_backend
     from valueflow.vidb._build_categorize import PanelCategorizer
     from valueflow.vidb._categorize import AcceptanceRule
 
@@ -278,8 +301,9 @@ def _make_panel(specs: tuple[str, ...], ws: Any, min_agree: int | None,
     if min_agree is not None or min_margin is not None:
         rule = AcceptanceRule(min_agree=min_agree or rule.min_agree,
                               min_margin=min_margin if min_margin is not None else rule.min_margin)
-    return PanelCategorizer([LLMClient(s, workspace=ws) for s in specs], rule,
-                            allow_same_model=allow_same)
+    return PanelCategorizer([LLMClient(get_backend(s, **_llm_options(s, base_url, None)),
+                                       workspace=ws, max_concurrency=max_concurrency)
+                             for s in specs], rule, allow_same_model=allow_same)
 
 
 def _dry_run(per_value: dict[str, list[str]], cfg: Any, judges: tuple[str, ...],
