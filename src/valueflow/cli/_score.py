@@ -165,6 +165,10 @@ def score(input_path: str | None, values: tuple[str, ...], value_column: str | N
             cost = estimate_score_cost(job)
             if as_json:
                 echo_json(cost)
+            elif job.method == "direct":
+                n_pairs = sum(len(texts) for _n, _r, texts in job.groups().values())
+                click.echo(f"{cost['judge']}: no model calls; {n_pairs} text-value pair(s) "
+                           "scored on this machine (the encoder reads ~300 texts/s on 2 cores)")
             else:
                 approx = "" if cost["exact"] else " (adaptive: estimated with strata windows)"
                 click.echo(f"{cost['judge']}: {cost['windows']} windows, {cost['calls']} judge "
