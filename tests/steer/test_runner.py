@@ -163,3 +163,40 @@ def test_init_writes_a_loadable_config_and_refuses_to_overwrite(tmp_path):
     with pytest.raises(ConfigError, match="exists"):
         CliRunner().invoke(cli, ["steer", "init", str(p)], standalone_mode=False,
                            catch_exceptions=False)
+
+
+def test_models_generate_at_the_same_time(tmp_workspace, scorer):
+    """Two models on two servers: both servers have requests in flight together, so a run
+    over a fleet of model servers keeps every one of them busy."""
+    import threading
+
+    from valueflow.llm.testing import FakeOpenAIServer
+
+    active = {"a": 0, "b": 0}
+    overlap = {"seen": False}
+    lock = threading.Lock()
+
+    def responder(name):
+        def respond(body):
+            import time
+
+            with lock:
+                active[name] += 1
+                overlap["seen"] |= active["a"] > 0 and active["b"] > 0
+            time.sleep(0.02)
+            with lock:
+                active[name] -= 1
+            return f"answer from {name}"
+        return respond
+
+    with FakeOpenAIServer(respond=responder("a")) as a, \
+            FakeOpenAIServer(respond=responder("b")) as b:
+        cfg = load_config({**CFG, "models": [
+            {"spec": "openai/m1", "name": "one", "base_url": a.url},
+            {"spec": "openai/m2", "name": "two", "base_url": b.url}],
+            "generation": {"max_tokens": 20, "max_concurrency": 4}})
+        out = run_steering(cfg, tmp_workspace, judge=scorer, progress=False)
+    n = out["trials_per_model"]
+    assert out["models"]["one"]["generated"] == n and out["models"]["two"]["generated"] == n
+    assert a.completed == n and b.completed == n
+    assert overlap["seen"]

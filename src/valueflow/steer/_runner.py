@@ -214,32 +214,45 @@ def run_steering(
 def _generate_all(plan: Plan, labels: list[str], store: SteerStore, workspace: Workspace,
                   run_id: str, backends: dict[str, Backend] | None, dry_run: bool,
                   progress: bool, say: Callable[[str], None]) -> dict[str, Any]:
-    from valueflow.llm import LLMClient
+    """Generate every model's missing answers; the models run at the same time, so a run
+    over several servers keeps all of them busy (each model keeps its own concurrency)."""
+    import asyncio
+
+    from valueflow.llm import LLMClient, run_sync
 
     cfg = plan.config
     out: dict[str, Any] = {}
+    jobs = []
     for m, label in zip(cfg.models, labels, strict=True):
         backend = (backends or {}).get(label) or _build_backend(m, cfg)
         reqs = [_request(t, cfg) for t in plan.trials]
         keys = [_gen_key(label, backend, r) for r in reqs]
         have = store.existing_generations(keys)
         todo = [i for i, k in enumerate(keys) if k not in have]
-        info: dict[str, Any] = {"trials": len(keys), "reused": len(keys) - len(todo)}
+        out[label] = {"trials": len(keys), "reused": len(keys) - len(todo)}
         if dry_run:
             client = LLMClient(backend, workspace)
-            info["estimate"] = client.estimate([reqs[i] for i in todo]).as_dict()
+            out[label]["estimate"] = client.estimate([reqs[i] for i in todo]).as_dict()
             client.close()
-            out[label] = info
             continue
         store.link(have, run_id)
         say(f"{label}: {len(todo)} answers to generate, {len(have)} already stored")
+        jobs.append((label, backend, reqs, keys, todo, len(have)))
+    if not jobs:
+        return out
+    # One progress bar at a time: with several models at once, progress is the
+    # per-chunk "answers stored" lines.
+    bars = progress and len(jobs) == 1
+
+    async def one(label: str, backend: Backend, reqs: list[Any], keys: list[str],
+                  todo: list[int], n_have: int) -> None:
         generated = failed = refusals = 0
         errors: list[str] = []
         with LLMClient(backend, workspace, run_id=run_id,
                        max_concurrency=cfg.generation.max_concurrency) as client:
             for start in range(0, len(todo), _CHUNK):
                 part = todo[start:start + _CHUNK]
-                results = client.generate_sync([reqs[i] for i in part], progress=progress)
+                results = await client.generate([reqs[i] for i in part], progress=bars)
                 rows = []
                 for i, res in zip(part, results, strict=True):
                     if not res.ok:
@@ -260,11 +273,20 @@ def _generate_all(plan: Plan, labels: list[str], store: SteerStore, workspace: W
                         "finish_reason": res.finish_reason})
                 store.add_generations(rows, run_id)
                 generated += len(rows)
-                say(f"{label}: {len(have) + generated}/{len(keys)} answers stored")
-        info.update(generated=generated, failed=failed, refusals_new=refusals)
+                say(f"{label}: {n_have + generated}/{len(keys)} answers stored")
+        out[label].update(generated=generated, failed=failed, refusals_new=refusals)
         if errors:
-            info["first_error"] = errors[0]
-        out[label] = info
+            out[label]["first_error"] = errors[0]
+
+    async def all_models() -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:  # one model failing stops the others
+                for job in jobs:
+                    tg.create_task(one(*job))
+        except BaseExceptionGroup as group:
+            raise group.exceptions[0] from None
+
+    run_sync(all_models())
     return out
 
 
