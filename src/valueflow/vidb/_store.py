@@ -113,6 +113,19 @@ def read_vidb_tables(
     return [(read_vidb_source(p), str(p)) for p in _table_files(folder)]
 
 
+def _concat_tables(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Normalised tables as one frame; ``attrs["skipped"]`` sums their skipped-row counts."""
+    import pandas as pd
+
+    skipped: dict[str, int] = {}
+    for f in frames:
+        for reason, n in f.attrs.get("skipped", {}).items():
+            skipped[reason] = skipped.get(reason, 0) + n
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    df.attrs["skipped"] = skipped
+    return df
+
+
 def _value_for_table(raw: pd.DataFrame, name: str, value: str | None,
                      columns: Mapping[str, str] | None, *, override: bool = True) -> str | None:
     """The value every row of a table belongs to (None: its value column says): ``value``
@@ -250,10 +263,7 @@ class VIDBStore:
         empty text, a missing intensity or a repeated text are left out (counted in
         :attr:`last_skipped`) instead of failing the import.
         """
-        import pandas as pd
-
         frames = []
-        self.last_skipped: dict[str, int] = {}
         self.last_values: dict[str, str] = {}
         for raw, name in read_vidb_tables(path, split=split):
             table_value = _value_for_table(raw, name, value, columns)
@@ -268,12 +278,11 @@ class VIDBStore:
                 provenance=f"imported from {name}",
                 skip_invalid=skip_invalid,
             )
-            for reason, n in frame.attrs.get("skipped", {}).items():
-                self.last_skipped[reason] = self.last_skipped.get(reason, 0) + n
             if table_value is not None and value is None:
                 self.last_values[name] = table_value
             frames.append(frame)
-        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        frame = _concat_tables(frames)
+        self.last_skipped: dict[str, int] = dict(frame.attrs["skipped"])
         dup = frame["item_id"].duplicated(keep="first")
         if dup.any():
             if not skip_invalid:
@@ -367,7 +376,6 @@ def load_vidb(
             text (counted in ``result.attrs["skipped"]``) instead of failing.
         workspace: The workspace for ``"workspace"`` (default: the default workspace).
     """
-    import pandas as pd
 
     from valueflow.vidb._seed import load_seed
 
@@ -394,12 +402,7 @@ def load_vidb(
                                    skip_invalid=skip_invalid,
                                    hint="fix these rows in the VIDB file")
               for raw, name in tables]
-    skipped: dict[str, int] = {}
-    for f in frames:
-        for reason, n in f.attrs.get("skipped", {}).items():
-            skipped[reason] = skipped.get(reason, 0) + n
-    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    df.attrs["skipped"] = skipped
+    df = _concat_tables(frames)
     if values:
         from valueflow.theories import resolve_value
 
