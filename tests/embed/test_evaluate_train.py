@@ -101,7 +101,7 @@ def test_ensemble_head_is_the_mean_of_its_members():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(12, 6)).astype(np.float32)
     cfg = TrainConfig(hidden=3, input_dropout=0.5, head_input="last")
-    nets = [_Net(cfg, [], x, seed) for seed in (0, 1, 2)]
+    nets = [_Net(cfg, x, seed) for seed in (0, 1, 2)]
     for net in nets:  # the output layer starts at zero: give it weights
         torch.nn.init.normal_(net.module["lin2"].weight)
         torch.nn.init.normal_(net.module["lin2"].bias)

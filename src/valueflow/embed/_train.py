@@ -260,49 +260,40 @@ def train_hives(vidb: pd.DataFrame | None = None, out: str | Path | None = None,
         _load_cached.cache_clear()  # a model loaded from this folder before is stale now
         load_base_encoder.cache_clear()
         return HiVESModel(base=str(out), head=None, meta=meta)
+    assert x_all is not None  # head mode: the encoder features were computed above
     threads = torch.get_num_threads()
-    if cfg.mode == "head":
-        torch.set_num_threads(1)  # tiny matrices: more threads only add contention
+    torch.set_num_threads(1)  # tiny matrices: more threads only add contention
     try:
-        return _run(cfg, train, n_vidb, held_idx, labels, texts, x_all, out, resume, progress,
-                    t0)
+        return _run(cfg, train, n_vidb, held_idx, labels, x_all, out, resume, progress, t0)
     finally:
         torch.set_num_threads(threads)
 
 
 class _Net:
-    """The trainable encoder of one run: a residual head on cached embeddings, or a full base."""
+    """The trainable part of one head-mode run: a residual head on cached encoder features.
+    (Full fine-tuning runs in the sentence-transformers trainer, ``_train_st``.)"""
 
-    def __init__(self, cfg: TrainConfig, texts: list[str], x_all: NDArray[np.float32] | None,
-                 seed: int) -> None:
+    def __init__(self, cfg: TrainConfig, x_all: NDArray[np.float32], seed: int) -> None:
         import torch
 
         torch.manual_seed(seed)
         self.cfg = cfg
-        self.texts = texts
-        self.module: Any
-        if cfg.mode == "head":
-            assert x_all is not None
-            self.x = torch.from_numpy(np.asarray(x_all, dtype=np.float32))
-            d_in = self.x.shape[1]
-            d = d_in // 2 if cfg.head_input == "last+mid" else d_in
-            self.d = d
-            lin1 = torch.nn.Linear(d_in, cfg.hidden)
-            lin2 = torch.nn.Linear(cfg.hidden, d)
-            torch.nn.init.zeros_(lin2.weight)  # start as the identity: the base model
-            torch.nn.init.zeros_(lin2.bias)
-            self.module = torch.nn.ModuleDict({"lin1": lin1, "lin2": lin2})
-            self.drop = torch.nn.Dropout(cfg.input_dropout)
-        else:  # full fine-tuning runs in the sentence-transformers trainer (_train_st)
-            raise ConfigError("the head loop trains heads only", hint="use train_hives")
+        self.x = torch.from_numpy(np.asarray(x_all, dtype=np.float32))
+        d_in = self.x.shape[1]
+        self.d = d_in // 2 if cfg.head_input == "last+mid" else d_in
+        lin1 = torch.nn.Linear(d_in, cfg.hidden)
+        lin2 = torch.nn.Linear(cfg.hidden, self.d)
+        torch.nn.init.zeros_(lin2.weight)  # start as the identity: the base model
+        torch.nn.init.zeros_(lin2.bias)
+        self.module: Any = torch.nn.ModuleDict({"lin1": lin1, "lin2": lin2})
+        self.drop = torch.nn.Dropout(cfg.input_dropout)
 
     def __call__(self, idx: Sequence[int] | NDArray[np.int64], train: bool = True) -> Any:
         import torch
 
-        if self.cfg.mode == "head":
-            x = self.x[np.asarray(idx, dtype=np.int64)]
-            self.drop.train(train)
-            h = self.module["lin1"](self.drop(x))
+        x = self.x[np.asarray(idx, dtype=np.int64)]
+        self.drop.train(train)
+        h = self.module["lin1"](self.drop(x))
         return x[:, :self.d] + self.module["lin2"](torch.nn.functional.gelu(h))
 
     def embed(self, idx: NDArray[np.int64]) -> NDArray[np.float64]:
@@ -316,16 +307,16 @@ class _Net:
 
 
 def _run(cfg: TrainConfig, train: pd.DataFrame, n_vidb: int, held_idx: NDArray[np.int64],
-         labels: HierLabels, texts: list[str], x_all: NDArray[np.float32] | None,
+         labels: HierLabels, x_all: NDArray[np.float32],
          out: str | Path | None, resume: bool, progress: bool, t0: float) -> HiVESModel:
     nets, histories, selections = [], [], []
-    for k in range(cfg.ensemble if cfg.mode == "head" else 1):
+    for k in range(cfg.ensemble):
         name = "checkpoint.pt" if k == 0 else f"checkpoint-{k}.pt"
         ckpt = Path(out) / name if out is not None else None
         if cfg.ensemble > 1:
             _log(progress, f"member {k + 1}/{cfg.ensemble}")
         net, history, selection = _run_member(cfg, 1000 * cfg.seed + k, train, n_vidb, labels,
-                                               texts, x_all, ckpt, resume, progress)
+                                               x_all, ckpt, resume, progress)
         nets.append(net)
         histories.append(history)
         selections.append(selection)
@@ -333,7 +324,7 @@ def _run(cfg: TrainConfig, train: pd.DataFrame, n_vidb: int, held_idx: NDArray[n
 
 
 def _run_member(cfg: TrainConfig, seed: int, train: pd.DataFrame, n_vidb: int,
-                labels: HierLabels, texts: list[str], x_all: NDArray[np.float32] | None,
+                labels: HierLabels, x_all: NDArray[np.float32],
                 ckpt: Path | None, resume: bool,
                 progress: bool) -> tuple[_Net, list[dict[str, Any]], dict[str, Any]]:
     """Train one member (its own weight init and batch order) on the training split."""
@@ -350,7 +341,7 @@ def _run_member(cfg: TrainConfig, seed: int, train: pd.DataFrame, n_vidb: int,
         _log(progress, f"resuming {state['phase']} after epoch {state['epoch']}")
     selection: dict[str, Any] = {}
     if cfg.val_fraction <= 0:
-        net, history, _ = _fit(cfg, seed, labels, texts, x_all, all_rows, total, None, ckpt,
+        net, history, _ = _fit(cfg, seed, labels, x_all, all_rows, total, None, ckpt,
                                state, progress, "final", {})
         return net, history, selection
     # The validation texts come from the training split only, the same for every member.
@@ -361,7 +352,7 @@ def _run_member(cfg: TrainConfig, seed: int, train: pd.DataFrame, n_vidb: int,
         selection = state["selection"]
     else:
         sel_state = state if state is not None and state["phase"] == phase else None
-        net, history, best = _fit(cfg, seed, labels, texts, x_all, fit_rows, total,
+        net, history, best = _fit(cfg, seed, labels, x_all, fit_rows, total,
                                   (val_v, fit_v), ckpt, sel_state, progress, phase, {})
         selection = {"best_epoch": best[0], "val_score": best[1], "n_val_texts": len(val_v)}
         _log(progress, f"best epoch on the validation texts: {best[0]} "
@@ -369,13 +360,13 @@ def _run_member(cfg: TrainConfig, seed: int, train: pd.DataFrame, n_vidb: int,
         if not cfg.refit:
             return net, history, selection
         state = None
-    net, history, _ = _fit(cfg, seed, labels, texts, x_all, all_rows, selection["best_epoch"],
+    net, history, _ = _fit(cfg, seed, labels, x_all, all_rows, selection["best_epoch"],
                            None, ckpt, state, progress, "final", selection)
     return net, history, selection
 
 
-def _fit(cfg: TrainConfig, seed: int, labels: HierLabels, texts: list[str],
-         x_all: NDArray[np.float32] | None, rows: NDArray[np.int64], n_epochs: int,
+def _fit(cfg: TrainConfig, seed: int, labels: HierLabels,
+         x_all: NDArray[np.float32], rows: NDArray[np.int64], n_epochs: int,
          val: tuple[NDArray[np.int64], NDArray[np.int64]] | None, ckpt: Path | None,
          state: dict[str, Any] | None, progress: bool, phase: str,
          selection: dict[str, Any]) -> tuple[_Net, list[dict[str, Any]], tuple[int, float]]:
@@ -388,7 +379,7 @@ def _fit(cfg: TrainConfig, seed: int, labels: HierLabels, texts: list[str],
     from valueflow.embed._sampler import CrossTheoryBatchSampler, HierarchicalBatchSampler
     from valueflow.theories import get_registry
 
-    net = _Net(cfg, texts, x_all, seed)
+    net = _Net(cfg, x_all, seed)
     sub = labels.subset(rows)
     hier_loss = HierarchicalContrastiveLoss(cfg.temperature, push_margin=cfg.push_margin)
     anchor_loss = AnchorInfoNCELoss(cfg.anchor_temperature)
@@ -424,9 +415,8 @@ def _fit(cfg: TrainConfig, seed: int, labels: HierLabels, texts: list[str],
             g_anc = rows[anchor].tolist()
             loss = loss + cfg.anchor_weight * anchor_loss(net(g_anc), torch.tensor(groups))
         if cfg.ortho_weight > 0:
-            # Head mode: the axes of every value over all training rows (cheap); full mode:
-            # over the batch's rows.
-            o_rows = rows.tolist() if cfg.mode == "head" else g_hier + rows[anchor].tolist()
+            # The axes of every value over all training rows (cheap on cached features).
+            o_rows = rows.tolist()
             loss = loss + cfg.ortho_weight * ortho_loss(net(o_rows), vl[o_rows], dr[o_rows])
         opt.zero_grad()
         loss.backward()
