@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -140,13 +140,22 @@ class LLMClient:
                         prompt, sum(r.max_tokens for r in todo))
 
     # -- generation -------------------------------------------------------------------
-    async def generate(self, requests: Sequence[ChatRequest], progress: bool = True
+    async def generate(self, requests: Sequence[ChatRequest], progress: bool = True, *,
+                       accept: Callable[[int, ChatResult], bool] | None = None
                        ) -> list[ChatResult]:
         """Results for ``requests``, in order.
 
         Cache hits cost no call; identical requests are generated once. Each result is
         queued for commit as it arrives and the batch is committed before this returns
         (also on errors and Ctrl-C), so a repeated run resumes where this one stopped.
+
+        Args:
+            requests: The requests.
+            progress: Show a progress bar on an interactive terminal.
+            accept: ``accept(i, result) -> bool`` for ``requests[i]``: only answers it
+                accepts are cached (a judge passes its parser, so an unreadable answer is
+                asked again by a rerun instead of being replayed from the cache). It sees
+                successful calls only.
         """
         requests = list(requests)
         if not requests:
@@ -197,9 +206,10 @@ class LLMClient:
                 delta.prompt_tokens = res.usage.prompt_tokens
                 delta.completion_tokens = res.usage.completion_tokens
                 state.consecutive_failures = 0
+                keep = self.use_cache and (accept is None or accept(slots[key][0], res))
                 row = CacheRow(key, backend.kind, backend.model, ident,
                                req_json[slots[key][0]], res, self.run_id)
-                writer.put(row if self.use_cache else None, delta)
+                writer.put(row if keep else None, delta)
                 wrote = True
             else:
                 delta.failures = 1

@@ -20,8 +20,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from valueflow._redact import redact_url
 from valueflow.errors import BackendError, ConfigError
 from valueflow.llm._http import _OPEN as _OPEN_TRANSPORTS
 from valueflow.llm._http import TransportFailure, TransportTimeout, make_transport
@@ -34,15 +34,6 @@ __all__ = ["BASE_URL_ENV_VARS", "DEFAULT_BASE_URL", "OpenAIBackend", "redact_url
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 BASE_URL_ENV_VARS = ("VALUEFLOW_OPENAI_BASE_URL", "OPENAI_BASE_URL")
 _STRUCTURED_MODES = ("response_format", "guided_json", "both", "none")
-
-
-def redact_url(url: str) -> str:
-    """The URL without user:password and query string (which may hold credentials)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 def _base_urls(base_url: str | Sequence[str] | None) -> list[str]:
@@ -82,11 +73,17 @@ class _Endpoint:
 
 
 class _Transient(Exception):
-    """A failure worth retrying (429, 5xx, timeout, dropped connection)."""
+    """A failure worth retrying (429, 5xx, timeout, dropped connection).
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    ``unreachable`` marks a failure to reach the server at all (connection refused, DNS):
+    when every request fails that way for ``unreachable_s`` the run stops.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None, *,
+                 unreachable: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.unreachable = unreachable
 
 
 class _Rejected(Exception):
@@ -125,6 +122,10 @@ class OpenAIBackend(Backend):
         cooldown_s: How long an endpoint rests after ``failures_before_rest`` failures in a row.
         failures_before_rest: Consecutive failures that rest an endpoint (with several endpoints).
         transport: HTTP client: ``"aiohttp"``, ``"httpx"`` or ``"auto"`` (aiohttp if installed).
+        unreachable_s: Stop with :class:`~valueflow.errors.BackendError` once no request has
+            succeeded for this many seconds and every try failed to reach a server
+            (connection refused, DNS): a server that is down ends the run within seconds
+            instead of after minutes of retries. HTTP 401, 403 and 404 stop it at once.
     """
 
     kind = "openai"
@@ -148,6 +149,7 @@ class OpenAIBackend(Backend):
         cooldown_s: float = 30.0,
         failures_before_rest: int = 3,
         transport: str = "auto",
+        unreachable_s: float = 20.0,
     ) -> None:
         if not model:
             raise ConfigError("the openai backend needs a model name",
@@ -162,7 +164,8 @@ class OpenAIBackend(Backend):
         self._urls = _base_urls(base_url)
         self._endpoints = [_Endpoint(u, redact_url(u)) for u in self._urls]
         self.api_key_env = api_key_env
-        self.max_concurrency = int(max_concurrency or 32 * len(self._urls))
+        self.max_concurrency = int(32 * len(self._urls) if max_concurrency is None
+                                   else max_concurrency)
         if self.max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.batch_size = 1
@@ -183,6 +186,10 @@ class OpenAIBackend(Backend):
         self._client: Any = None
         self._slots: asyncio.Queue[int] | None = None
         self.transport = transport
+        if unreachable_s <= 0:
+            raise ConfigError(f"unreachable_s must be positive, got {unreachable_s}")
+        self.unreachable_s = float(unreachable_s)
+        self._down_since: float | None = None
 
     # -- identity ---------------------------------------------------------------------
     @property
@@ -294,8 +301,8 @@ class OpenAIBackend(Backend):
         except TransportTimeout as exc:
             raise _Transient(f"timed out after {self.timeout:g}s ({exc})") from None
         except TransportFailure as exc:
-            raise _Transient(f"connection failed ({self._mask(str(exc)) or 'dropped'})"
-                             ) from None
+            raise _Transient(f"connection failed ({self._mask(str(exc)) or 'dropped'})",
+                             unreachable=True) from None
         if status == 200:
             try:
                 return dict(json.loads(raw))
@@ -337,6 +344,7 @@ class OpenAIBackend(Backend):
                     data = await self._post(client, slot, ep, body)
                     ep.failures = 0
                     ep.served += 1
+                    self._down_since = None
                     return _parse(data, attempts, time.perf_counter() - t0)
                 except _SystemRoleRejected:
                     if not any(m["role"] == "system" for m in request.messages):
@@ -350,16 +358,68 @@ class OpenAIBackend(Backend):
                     ep.failures += 1
                     if len(self._endpoints) > 1 and ep.failures >= self.failures_before_rest:
                         ep.rest_until = time.monotonic() + self.cooldown_s
+                    left = self._unreachable_left(ep, exc)
                     if attempts > self.retry.max_retries:
                         return ChatResult.failure(
                             f"{ep.label}: gave up after {attempts} tries: {exc}", attempts)
                     last = ep
                     wait = self.retry.delay(attempts, exc.retry_after, self._rng)
+                    if left is not None:  # look again when the window closes
+                        wait = min(wait, left + 0.05)
                 finally:
                     ep.in_flight -= 1
                 await asyncio.sleep(wait)
         finally:
             slots.put_nowait(slot)
+
+    def _unreachable_left(self, ep: _Endpoint, exc: _Transient) -> float | None:
+        """Seconds left before an unreachable server stops the run (``None``: it answers).
+
+        Raises :class:`BackendError` once no request has succeeded for ``unreachable_s``
+        and the servers cannot be reached.
+        """
+        if not exc.unreachable:
+            return None
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+        down = now - self._down_since
+        if down >= self.unreachable_s:
+            where = ", ".join(self.endpoints)
+            raise BackendError(
+                f"{self.spec}: no request succeeded for {down:.0f}s, the server cannot be "
+                f"reached ({where}); last error: {exc}",
+                hint="is the server running at that URL? Completed results are saved; run "
+                "the same command again to resume")
+        return self.unreachable_s - down
+
+    async def ping(self) -> None:
+        """One small request per endpoint, without retries, before a run pays for work.
+
+        Raises:
+            BackendError: no endpoint can be reached, or one refuses the credentials or
+                does not know the model (HTTP 401, 403, 404).
+        """
+        client, slots = self._ensure_client()
+        body = self._body(ChatRequest.from_prompt("Reply with OK.", max_tokens=1))
+        errors = []
+        slot = await slots.get()
+        try:
+            for ep in self._endpoints:
+                try:
+                    await self._post(client, slot, ep, body)
+                    return
+                except (_Transient, _Rejected) as exc:
+                    # A busy (429, 503) or picky (400) server is up: only failing to reach
+                    # every endpoint is a reason to stop.
+                    if not getattr(exc, "unreachable", False):
+                        return
+                    errors.append(f"{ep.label}: {exc}")
+        finally:
+            slots.put_nowait(slot)
+        raise BackendError(f"{self.spec} cannot be reached: {'; '.join(errors)}",
+                           hint="start the server, or check --base-url / the judge's "
+                           "base_url; nothing was generated yet")
 
     async def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
         if not requests:

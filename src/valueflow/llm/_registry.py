@@ -80,4 +80,27 @@ def get_backend(spec: str, **options: Any) -> Backend:
         except ImportError as exc:  # pragma: no cover - our modules import lazily
             raise BackendError(f"cannot load the {prefix} backend: {exc}") from exc
         factory = getattr(module, attr)
+    _check_options(prefix, factory, options)
     return factory(model, **options)
+
+
+def _check_options(prefix: str, factory: Callable[..., Any], options: dict[str, Any]) -> None:
+    """A one-line error for an option the backend does not take (not a TypeError later)."""
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: let it judge for itself
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n, p in params.items() if n != "model" and n != "self"
+             and p.kind in (inspect.Parameter.KEYWORD_ONLY,
+                            inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    for name in options:
+        if name not in known:
+            near = close_matches(name, known)
+            raise ConfigError(
+                f"the {prefix} backend does not take the option {name!r}",
+                hint=(f"did you mean {near[0]!r}? " if near else "")
+                + f"it takes: {', '.join(sorted(known))}")

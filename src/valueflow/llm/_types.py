@@ -225,6 +225,12 @@ class Backend(ABC):
         :class:`~valueflow.errors.BackendError` instead.
         """
 
+    async def ping(self) -> None:
+        """Check, with one cheap call, that the backend can answer at all; raise
+        :class:`~valueflow.errors.BackendError` when it cannot. Local backends have nothing
+        to check (the default does nothing); servers override it."""
+        return None
+
     def count_tokens(self, text: str) -> int | None:
         """Exact token count when a tokenizer is at hand without loading a model."""
         return None
