@@ -11,7 +11,13 @@ Example:
     >>> judge = SimulatedTextJudge({"kind": 8.0, "cruel": -8.0}, beta=5.0)
 """
 
-from valueflow.judges._factory import LOCAL_SCORER_FACTORY, Method, load_local_scorer, make_judge
+from valueflow.judges._factory import (
+    LOCAL_SCORER_FACTORY,
+    Method,
+    judge_from_options,
+    load_local_scorer,
+    make_judge,
+)
 from valueflow.judges._llm import (
     LLMRankingJudge,
     LLMRatingJudge,
@@ -20,8 +26,11 @@ from valueflow.judges._llm import (
 )
 from valueflow.judges._parse import ParseError, parse_ranking, parse_rating
 from valueflow.judges._prompts import (
+    MAX_TEXT_CHARS,
     N_RANKING_PARAPHRASES,
     N_RATING_PARAPHRASES,
+    clean_text,
+    long_text_note,
     ranking_messages,
     ranking_schema,
     rating_messages,
@@ -38,6 +47,7 @@ from valueflow.judges._types import (
 
 __all__ = [
     "LOCAL_SCORER_FACTORY",
+    "MAX_TEXT_CHARS",
     "N_RANKING_PARAPHRASES",
     "N_RATING_PARAPHRASES",
     "DirectScorer",
@@ -51,8 +61,11 @@ __all__ = [
     "RatingJudge",
     "SimulatedRatingJudge",
     "SimulatedTextJudge",
+    "clean_text",
     "display_permutation",
+    "judge_from_options",
     "load_local_scorer",
+    "long_text_note",
     "make_judge",
     "parse_ranking",
     "parse_rating",

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from valueflow.judges._sim import Truth
     from valueflow.workspace import Workspace
 
-__all__ = ["LOCAL_SCORER_FACTORY", "Method", "load_local_scorer", "make_judge"]
+__all__ = ["LOCAL_SCORER_FACTORY", "Method", "judge_from_options", "load_local_scorer",
+           "make_judge"]
 
 Method = Literal["ranking", "rating"]
 
@@ -87,11 +88,17 @@ def make_judge(
     """
     if method not in ("ranking", "rating"):
         raise ConfigError(f"method must be 'ranking' or 'rating', not {method!r}")
+    if max_concurrency is not None and max_concurrency < 1:
+        raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError("a judge spec is required",
                           hint="local, sim, or an LLM backend spec such as openai/gpt-4o-mini")
     spec = spec.strip()
     if spec == "local":
+        if method == "rating":
+            raise ConfigError("the local judge cannot rate texts (it predicts intensities "
+                              "directly; --method does not apply to it)",
+                              hint="drop --method rating, or use an LLM judge to rate")
         return load_local_scorer(local_path)
     if spec == "sim" or spec.startswith("sim/"):
         from valueflow.judges._sim import SimulatedRatingJudge, SimulatedTextJudge
@@ -107,7 +114,12 @@ def make_judge(
     if client is None:
         from valueflow.llm import LLMClient, get_backend
 
-        backend = get_backend(spec, **dict(backend_options or {}))
+        opts = dict(backend_options or {})
+        if max_concurrency is not None and spec.startswith("openai/"):
+            # The backend's bound is the hard limit: a client asking for more than its
+            # default of 32 per endpoint would otherwise never get it.
+            opts.setdefault("max_concurrency", max_concurrency)
+        backend = get_backend(spec, **opts)
         kwargs: dict[str, Any] = {"workspace": workspace, "cache": cache}
         if max_concurrency is not None:
             kwargs["max_concurrency"] = max_concurrency
@@ -115,3 +127,44 @@ def make_judge(
     if method == "rating":
         return LLMRatingJudge(client, paraphrase=paraphrase, structured=structured)
     return LLMRankingJudge(client, paraphrase=paraphrase, structured=structured, seed=seed)
+
+
+_JUDGE_OPTIONS = ("method", "truth", "beta", "noise_sd", "seed", "paraphrase", "structured",
+                  "cache", "max_concurrency", "backend_options", "local_path")
+
+
+def judge_from_options(spec: str, options: Mapping[str, Any] | None = None, *,
+                       workspace: Workspace | None = None, **fixed: Any) -> Any:
+    """A judge from a spec and one flat mapping of options, as a config file gives them.
+
+    ``judge: {spec: openai/<model>, options: {base_url: ..., api_key_env: ...,
+    max_concurrency: 16, paraphrase: 1}}``: options :func:`make_judge` takes go to it;
+    the others go to the LLM backend (``base_url``, ``api_key_env``, ``timeout`` ...),
+    where one it does not take is a one-line :class:`ConfigError`.
+
+    Args:
+        spec: As for :func:`make_judge`.
+        options: The flat options.
+        workspace: Where LLM calls are cached.
+        **fixed: Further :func:`make_judge` arguments (they win over ``options``).
+    """
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(f"judge options must be a mapping, not {type(options).__name__}",
+                          hint="e.g. options: {base_url: http://localhost:8000/v1}")
+    opts = dict(options or {})
+    judge_kw = {k: opts.pop(k) for k in list(opts) if k in _JUDGE_OPTIONS}
+    backend_kw = dict(judge_kw.pop("backend_options", None) or {})
+    name = spec.strip() if isinstance(spec, str) else spec
+    if opts:
+        if name in ("local", "sim") or (isinstance(name, str) and name.startswith("sim/")):
+            from valueflow.errors import close_matches
+
+            bad = sorted(opts)[0]
+            near = close_matches(bad, _JUDGE_OPTIONS)
+            raise ConfigError(f"judge {name!r} does not take the option {bad!r}",
+                              hint=(f"did you mean {near[0]!r}? " if near else "")
+                              + "backend options such as base_url are for LLM judges")
+        backend_kw.update(opts)
+    judge_kw.update(fixed)
+    return make_judge(spec, workspace=workspace, backend_options=backend_kw or None,
+                      **judge_kw)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,6 +52,24 @@ def display_permutation(key: str, k: int, seed: int = 0) -> list[int]:
     return [int(i) for i in rng.permutation(k)]
 
 
+def _takes_accept(client: Any) -> bool:
+    """Whether ``client.generate`` takes ``accept=`` (an LLMClient; test doubles may not)."""
+    import inspect
+
+    try:
+        return "accept" in inspect.signature(client.generate).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _readable(parse: Callable[[], Any]) -> bool:
+    try:
+        parse()
+    except ParseError:
+        return False
+    return True
+
+
 class _LLMJudgeBase:
     def __init__(self, client: Any, *, paraphrase: int, structured: bool | None,
                  max_tokens: int, temperature: float, reask: bool, name: str | None,
@@ -77,10 +95,16 @@ class _LLMJudgeBase:
                            temperature=self.temperature,
                            json_schema=schema if self.structured else None)
 
-    async def _send(self, requests: list[Any], progress: bool) -> list[Any]:
+    async def _send(self, requests: list[Any], progress: bool,
+                    readable: Callable[[int, str], bool] | None = None) -> list[Any]:
+        """Send ``requests``; answers ``readable(i, text)`` rejects are not cached, so a
+        rerun asks the judge again instead of replaying an unreadable answer."""
         if not requests:
             return []
-        return list(await self.client.generate(requests, progress=progress))
+        if readable is None or not _takes_accept(self.client):
+            return list(await self.client.generate(requests, progress=progress))
+        return list(await self.client.generate(
+            requests, progress=progress, accept=lambda i, res: readable(i, res.text)))
 
 
 class LLMRankingJudge(_LLMJudgeBase):
@@ -138,8 +162,12 @@ class LLMRankingJudge(_LLMJudgeBase):
         messages = [ranking_messages(value, [w[j] for j in p], paraphrase=self.paraphrase,
                                      labels=self.labels) for w, p in zip(windows, perms, strict=True)]
         schemas = [ranking_schema(len(w), self.labels) for w in windows]
+        def readable(i: int, text: str) -> bool:
+            return _readable(lambda: parse_ranking(text, len(windows[i]), self.labels))
+
         first = await self._send([self._request(m, s) for m, s in zip(messages, schemas,
-                                                                      strict=True)], progress)
+                                                                      strict=True)], progress,
+                                 readable)
         outcomes: list[RankOutcome | None] = [None] * len(windows)
         retry: list[tuple[int, str, str]] = []
         for i, res in enumerate(first):
@@ -159,7 +187,12 @@ class LLMRankingJudge(_LLMJudgeBase):
             {"role": "assistant", "content": text},
             {"role": "user", "content": ranking_correction(reason, len(windows[i]), self.labels)},
         ], schemas[i]) for i, text, reason in retry]
-        for (i, _text, _reason), res in zip(retry, await self._send(reqs, False), strict=True):
+        def readable_again(j: int, text: str) -> bool:
+            return readable(retry[j][0], text)
+
+        for (i, _text, _reason), res in zip(retry, await self._send(reqs, False,
+                                                                    readable_again),
+                                            strict=True):
             if res.error is not None:
                 outcomes[i] = RankOutcome.failure(f"judge call failed on re-ask: {res.error}",
                                                   attempts=2)
@@ -202,7 +235,11 @@ class LLMRatingJudge(_LLMJudgeBase):
         """Rate many texts of one value with concurrent calls; one outcome per text."""
         messages = [rating_messages(value, t, paraphrase=self.paraphrase) for t in texts]
         schema = rating_schema()
-        first = await self._send([self._request(m, schema) for m in messages], progress)
+        def readable(_i: int, text: str) -> bool:
+            return _readable(lambda: parse_rating(text))
+
+        first = await self._send([self._request(m, schema) for m in messages], progress,
+                                 readable)
         outcomes: list[RateOutcome | None] = [None] * len(texts)
         retry: list[tuple[int, str, str]] = []
         for i, res in enumerate(first):
@@ -221,7 +258,8 @@ class LLMRatingJudge(_LLMJudgeBase):
             {"role": "assistant", "content": text},
             {"role": "user", "content": rating_correction(reason)},
         ], schema) for i, text, reason in retry]
-        for (i, _t, _r), res in zip(retry, await self._send(reqs, False), strict=True):
+        for (i, _t, _r), res in zip(retry, await self._send(reqs, False, readable),
+                                    strict=True):
             if res.error is not None:
                 outcomes[i] = RateOutcome.failure(f"judge call failed on re-ask: {res.error}",
                                                   attempts=2)
