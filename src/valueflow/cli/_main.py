@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import threading
 from typing import Any
 
 import click
@@ -128,23 +130,50 @@ def _quiet_model_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: stop like Ctrl-C (runs are marked interrupted, work is saved)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+_INTERRUPTED = "Interrupted. Finished work is saved; run the same command again to resume."
+
+
 def main(argv: list[str] | None = None) -> Any:
-    """Console entry point: one clear line for user errors, resumable on Ctrl-C."""
+    """Console entry point: one clear line for user errors, resumable on Ctrl-C and SIGTERM.
+
+    Exit status: 0 done, 2 bad input, 3 a run with no usable result for some rows
+    (partial), 4 a run that stopped early or has no usable result at all (failed), 130
+    Ctrl-C, 143 SIGTERM.
+    """
     _quiet_model_libraries()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:  # an in-process caller (tests) gets its handler back
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> Any:
     try:
         return cli.main(args=argv, prog_name="valueflow", standalone_mode=False)
     except ValueFlowError as exc:
         click.secho(f"Error: {exc.message}", fg="red", err=True)
         if exc.hint:
             click.echo(f"Hint: {exc.hint}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("Interrupted. Finished work is saved; run the same command again to resume.",
-                   err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("Interrupted. Finished work is saved; run the same command again to resume.",
-                   err=True)
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        # click turns a KeyboardInterrupt (and so a SIGTERM) into Abort.
+        if isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated):
+            click.echo("Terminated (SIGTERM). " + _INTERRUPTED.removeprefix("Interrupted. "),
+                       err=True)
+            sys.exit(143)
+        click.echo(_INTERRUPTED, err=True)
         sys.exit(130)
     except click.exceptions.ClickException as exc:
         exc.show()

@@ -88,7 +88,8 @@ def load_truth(path: str) -> dict[str, float]:
 @click.option("--sim-seed", type=int, default=0, show_default=True,
               help="--judge sim: noise seed.")
 @click.option("--base-url", multiple=True, help="Server URL for an openai/ judge; repeatable.")
-@click.option("--max-concurrency", type=int, default=None, help="Judge calls in flight.")
+@click.option("--max-concurrency", type=click.IntRange(min=1), default=None,
+              help="Judge calls in flight (at least 1; default: the backend's).")
 @click.option("--paraphrase", type=int, default=0, show_default=True,
               help="Which wording of the judge prompt to use.")
 @click.option("--no-cache", is_flag=True, help="Do not reuse or store judge answers.")
@@ -142,7 +143,7 @@ def score(input_path: str | None, values: tuple[str, ...], value_column: str | N
     elif judge != "local":
         if base_url:
             judge_options["backend_options"] = {"base_url": list(base_url)}
-        if max_concurrency:
+        if max_concurrency is not None:
             judge_options["max_concurrency"] = max_concurrency
     else:
         judge_options = {}
@@ -157,6 +158,8 @@ def score(input_path: str | None, values: tuple[str, ...], value_column: str | N
                             judge_options=judge_options)
         for vid, pool in job.pools.items():
             click.echo(f"{vid}: {len(pool)} anchors from the {pool.source} VIDB", err=True)
+        for note in job.notes:
+            click.echo(note, err=True)
         description = getattr(job.judge, "description", None)
         if job.method == "direct" and description:
             # The embedded default must say plainly what it is and what it was trained on.
@@ -179,6 +182,10 @@ def score(input_path: str | None, values: tuple[str, ...], value_column: str | N
             return
         result = run_score(job, workspace=ws, progress=progress, run_id=run_id)
     failures = int(result["n_failures"].sum())
+    status = result.attrs.get("status", "done")
+    if status == "failed":
+        # Nothing usable: no results file (a table of NaNs would pass for results).
+        _raise_incomplete(result)
     if failures:
         click.echo(f"{failures} judge window(s) failed (see n_failures); texts without any "
                    "successful window have no intensity", err=True)
@@ -190,6 +197,26 @@ def score(input_path: str | None, values: tuple[str, ...], value_column: str | N
         echo_json(result.to_dict(orient="records"))
     else:
         _print_table(result)
+    if status != "done":
+        _raise_incomplete(result)
+
+
+def _raise_incomplete(result: Any) -> None:
+    """Exit 3 (partial) or 4 (failed) with one line saying why."""
+    from valueflow.errors import IncompleteRunError, RunFailedError
+
+    bad = int((~result["intensity"].notna()).sum())
+    rid = result.attrs.get("run_id")
+    last = result.attrs.get("last_error") or "no judge error was reported"
+    hint = ("judge answers that worked are cached; fix the cause and run the same command "
+            "again" + (f" (--run-id {rid} replaces this run's stored scores)" if rid else ""))
+    if result.attrs.get("status") == "failed":
+        raise RunFailedError(f"no text got an intensity ({bad} of {len(result)} rows failed; "
+                             f"nothing written); last judge error: {last}", hint=hint,
+                             run_id=rid)
+    raise IncompleteRunError(f"{bad} of {len(result)} rows have no intensity (run {rid} is "
+                             f"recorded as partial); last judge error: {last}", hint=hint,
+                             run_id=rid)
 
 
 def _print_table(df: Any) -> None:

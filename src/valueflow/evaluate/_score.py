@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
     from valueflow.theories import ValueNode
     from valueflow.workspace import Workspace
 
-__all__ = ["OUTPUT_COLUMNS", "ScoreJob", "estimate_score_cost", "prepare_score", "score_texts"]
+__all__ = ["OUTPUT_COLUMNS", "ScoreJob", "estimate_score_cost", "prepare_score", "score_status",
+           "score_texts"]
 
 OUTPUT_COLUMNS = ["text", "value", "intensity", "low", "high", "n_windows", "n_failures",
                   "judge", "beta", "method", "vidb"]
@@ -89,6 +91,8 @@ class ScoreJob:
         self.judge = judge
         self.k, self.m, self.design = k, m, design
         self.method, self.estimator, self.seed = method, estimator, seed
+        self.notes: list[str] = []
+        """One-line warnings for the user (texts cut to fit a judge prompt ...)."""
 
     def groups(self) -> dict[str, tuple[ValueNode, list[int], list[str]]]:
         """Per value id: the node, the frame rows, and the distinct texts to score."""
@@ -106,12 +110,15 @@ class ScoreJob:
         return str(getattr(self.judge, "name", type(self.judge).__name__))
 
     def spec(self) -> dict[str, Any]:
-        """The run's settings, recorded with the run in the workspace."""
-        return {"judge": self.judge_name, "k": self.k, "m": self.m, "design": self.design,
+        """The run's settings, recorded with the run in the workspace (no credentials)."""
+        from valueflow._redact import redact_credentials
+
+        return redact_credentials({
+                "judge": self.judge_name, "k": self.k, "m": self.m, "design": self.design,
                 "method": self.method, "estimator": self.estimator, "seed": self.seed,
                 "values": sorted({v.id for v in self.row_values}),
                 "n_rows": len(self.frame),
-                "vidb": {vid: p.source for vid, p in self.pools.items()}}
+                "vidb": {vid: p.source for vid, p in self.pools.items()}})
 
 
 def prepare_score(
@@ -143,6 +150,12 @@ def prepare_score(
         raise ConfigError(f"unknown estimator {estimator!r}", hint="use bayes or reference")
     if m < 1:
         raise ConfigError(f"--m must be at least 1 window per text, got {m}")
+    is_local = isinstance(judge, str) and judge.strip() == "local"
+    if method == "rating" and (is_local or (isinstance(judge, DirectScorer)
+                                            and not hasattr(judge, "rate"))):
+        raise ConfigError(f"judge {getattr(judge, 'name', judge)!r} cannot rate texts: it "
+                          "predicts intensities directly, so --method does not apply to it",
+                          hint="drop --method rating, or use an LLM judge to rate")
     frame = _input_frame(texts, text_column)
     _check_texts(frame)
     if (values is None) == (value_column is None):
@@ -174,7 +187,7 @@ def prepare_score(
         # Long format: every row once per value.
         base = pd.concat([frame] * len(nodes), ignore_index=True)
         row_values = [v for v in nodes for _ in range(len(frame))]
-    if isinstance(judge, str) and judge == "local" and not (judge_options or {}).get("local_path"):
+    if is_local and not (judge_options or {}).get("local_path"):
         # The local scorer learns from the VIDB the user names (its texts for the values it
         # has, the seed's for the rest); the seed alone is the shipped fit.
         from valueflow.embed import load_local_scorer
@@ -182,6 +195,7 @@ def prepare_score(
         scored = list({v.id: v for v in row_values}.values())
         user = user_vidb_frame(vidb, scored, workspace=workspace,
                                intensity_column=intensity_column)
+        _check_local_values(scored, user)  # before any model is loaded
         if user is not None:
             judge = load_local_scorer(vidb=user, values=[v.id for v in scored])
     if isinstance(judge, str):
@@ -203,12 +217,40 @@ def prepare_score(
     job = ScoreJob(base, row_values, pools, judge, k=k, m=m, design=design,
                    method="direct" if direct else method, estimator=estimator, seed=seed)
     check = getattr(judge, "check_texts", None)
+    prompted: list[str] = []
     for vid, (_node, _rows, texts_v) in job.groups().items():
         if needs_anchors:
             check_window_size(pools[vid], texts_v, k, vid)
         if callable(check):
             check(texts_v + (pools[vid].texts if needs_anchors else []))
+        prompted += texts_v + (pools[vid].texts if needs_anchors else [])
+    if hasattr(judge, "client"):  # an LLM judge: its prompts cut very long texts
+        from valueflow.judges import long_text_note
+
+        note = long_text_note(prompted)
+        if note:
+            job.notes.append(note)
     return job
+
+
+def _check_local_values(values: list[ValueNode], user: pd.DataFrame | None) -> None:
+    """Every value must have texts the local scorer learns from (the seed's or the user's
+    VIDB's): checked before the scorer's model loads, not after."""
+    from valueflow.errors import UnknownNameError
+    from valueflow.vidb import load_seed
+
+    known = set(load_seed()["value"].unique())
+    if user is not None and "value" in user.columns:
+        known |= set(user["value"].astype(str).unique())
+    for v in values:
+        if v.id in known:
+            continue
+        parents = [p for p in v.parents if p in known]
+        hint = (f"{v.id} is a part of {parents[0]}: score that, or add texts for {v.id} with "
+                "--vidb FILE" if parents else
+                "the local judge knows the 32 evaluation values (valueflow theories list); "
+                "add texts for this value with --vidb FILE, or use an LLM judge with anchors")
+        raise UnknownNameError(f"the local judge has no texts for {v.id} ({v.name})", hint=hint)
 
 
 def estimate_score_cost(job: ScoreJob) -> dict[str, Any]:
@@ -317,22 +359,46 @@ def score_texts(
 def run_score(job: ScoreJob, *, workspace: Workspace | None = None, progress: bool = True,
               run_id: str | None = None) -> pd.DataFrame:
     """Run a prepared :class:`ScoreJob`; records the run and its scores in ``workspace``."""
+    from valueflow.errors import BackendError, RunFailedError
     from valueflow.llm import run_sync
 
     rid = workspace.start_run("score", job.spec(), run_id=run_id) if workspace else None
     try:
         result = run_sync(_run(job, progress))
+    except BackendError as exc:  # the judge cannot be reached: the run stopped early
+        if workspace is not None and rid is not None:
+            workspace.finish_run(rid, "failed")
+        raise RunFailedError(f"scoring stopped: {exc.message}", hint=exc.hint or
+                             "judge answers so far are cached; run the same command again "
+                             "to resume", run_id=rid) from exc
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        if workspace is not None and rid is not None:
+            workspace.finish_run(rid, "interrupted")
+        raise
     except BaseException:
         if workspace is not None and rid is not None:
             workspace.finish_run(rid, "failed")
         raise
+    status = score_status(result)
+    result.attrs["status"] = status
     if workspace is not None and rid is not None:
         from valueflow.evaluate._store import save_scores
 
-        save_scores(workspace, rid, result)
-        workspace.finish_run(rid, "done")
+        # Rows without a usable result are not stored: they are not a measurement, and a
+        # rerun (same --run-id) asks the judge again for them.
+        save_scores(workspace, rid, result[np.isfinite(result["intensity"].to_numpy(float))])
+        workspace.finish_run(rid, status)
         result.attrs["run_id"] = rid
     return result
+
+
+def score_status(result: pd.DataFrame) -> str:
+    """``done`` when every row has an intensity, ``partial`` when some lack one, ``failed``
+    when none has one."""
+    ok = np.isfinite(result["intensity"].to_numpy(dtype=float))
+    if ok.all():
+        return "done"
+    return "partial" if ok.any() else "failed"
 
 
 async def _run(job: ScoreJob, progress: bool) -> pd.DataFrame:
@@ -345,6 +411,7 @@ async def _run(job: ScoreJob, progress: bool) -> pd.DataFrame:
         "vidb": [""] * n,
     }
     texts_col = job.frame["text"].tolist()
+    errors: list[str] = []
     for vid, (node, rows, texts) in job.groups().items():
         pool = job.pools.get(vid)
         res: ValueScores = await score_value(
@@ -353,6 +420,7 @@ async def _run(job: ScoreJob, progress: bool) -> pd.DataFrame:
             k=job.k, m=job.m, design=job.design,
             method="ranking" if job.method == "direct" else job.method, estimator=job.estimator,
             seed=job.seed, progress=progress)
+        errors += res.errors
         where = {t: i for i, t in enumerate(texts)}
         for row in rows:
             i = where[texts_col[row]]
@@ -371,4 +439,7 @@ async def _run(job: ScoreJob, progress: bool) -> pd.DataFrame:
     out["judge"] = job.judge_name
     out["method"] = job.method
     front = [c for c in out.columns if c not in OUTPUT_COLUMNS]
-    return out[front + OUTPUT_COLUMNS]
+    out = out[front + OUTPUT_COLUMNS]
+    out.attrs["last_error"] = errors[-1] if errors else None
+    out.attrs["n_errors"] = len(errors)
+    return out
