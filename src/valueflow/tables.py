@@ -1,23 +1,31 @@
 """Reading and writing tables (CSV, JSONL, Parquet) with precise errors and atomic writes.
 
-Shared by every command that takes an input file or writes an output file. Writes go to a
-temporary file beside the target and are renamed into place, so an interrupted or failed
-command never leaves a half-written output.
+Shared by every command that takes an input file or writes an output file. Output paths are
+checked before any work (:func:`check_output`): the folder exists and is writable, the
+extension is one the command writes, an existing file is replaced only when asked, and an
+input is never overwritten. Writes go to a temporary file beside the target and are renamed
+into place (:func:`atomic_output`), so an interrupted or failed command never leaves a
+half-written output; the file gets the mode an ordinary ``open()`` would give it (the
+process umask for a new file, the old mode for a replaced one).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from valueflow.errors import DataError
+from valueflow.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TABLE_FORMATS", "read_table", "require_columns", "table_format", "write_table"]
+__all__ = ["PLOT_EXTENSIONS", "TABLE_FORMATS", "atomic_output", "check_output", "check_output_folder", "read_table",
+           "require_columns", "table_format", "write_table"]
 
 TABLE_FORMATS = {
     ".csv": "csv",
@@ -28,6 +36,9 @@ TABLE_FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+
+PLOT_EXTENSIONS = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
+"""Image files the commands' ``--plot`` options write (matplotlib, by extension)."""
 
 
 def table_format(path: str | os.PathLike[str]) -> str:
@@ -75,14 +86,128 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise DataError(f"cannot read {str(p)!r} as {fmt}: {exc}") from exc
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike[str] | None] = (),
+    extensions: Iterable[str] | None = None,
+    option: str = "--out",
+) -> Path:
+    """Check, before any work, that a command can write ``path``; return it.
+
+    Args:
+        path: The output file.
+        overwrite: Replace an existing file (otherwise an existing file is an error).
+        inputs: Files the command reads (and the workspace): never written over, even with
+            ``overwrite``.
+        extensions: The extensions (with the dot) the command can write; default: the table
+            formats of :func:`write_table`.
+        option: The option that named the path, for the messages.
+
+    Raises:
+        ConfigError: one line saying what is wrong with the path.
+    """
+    p = Path(path)
+    exts = [e.lower() for e in (extensions if extensions is not None else TABLE_FORMATS)]
+    if p.is_dir():
+        raise ConfigError(f"{option} {str(p)!r} is a folder, not a file")
+    if p.suffix.lower() not in exts:
+        raise ConfigError(
+            f"{option} {str(p)!r}: cannot write a {p.suffix or 'file without an extension'!r} "
+            "file here",
+            hint="use one of " + ", ".join(sorted(set(exts))))
+    for src in inputs:
+        if src is not None and str(src) != ":memory:" and (
+                _same_file(p, Path(src)) or p.resolve() == Path(src).resolve()):
+            raise ConfigError(f"{option} {str(p)!r} is an input of this command",
+                              hint="write the output to another file")
+    _check_folder(p.parent if str(p.parent) else Path("."), option, str(p))
+    if p.exists() and not overwrite:
+        raise ConfigError(f"{option} {str(p)!r} exists",
+                          hint="pass --overwrite to replace it, or choose another file")
+    return p
+
+
+def _check_folder(folder: Path, option: str, target: str) -> None:
+    if not folder.exists():
+        raise ConfigError(f"{option} {target!r}: the folder {str(folder)!r} does not exist",
+                          hint=f"create it first (mkdir -p {folder})")
+    if not folder.is_dir():
+        raise ConfigError(f"{option} {target!r}: {str(folder)!r} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {target!r}: the folder {str(folder)!r} is not writable")
+
+
+def check_output_folder(
+    folder: str | os.PathLike[str],
+    names: Iterable[str],
+    *,
+    overwrite: bool = False,
+    option: str = "--out",
+) -> Path:
+    """Check an output folder before any work: it is a folder (or can be made in an
+    existing, writable one) and none of the files ``names`` the command writes into it
+    exists unless ``overwrite``. Creates the folder; returns it."""
+    d = Path(folder)
+    if d.exists() and not d.is_dir():
+        raise ConfigError(f"{option} {str(d)!r} is a file, not a folder")
+    if not d.exists():
+        _check_folder(d.parent if str(d.parent) else Path("."), option, str(d))
+    else:
+        _check_folder(d, option, str(d))
+    clash = [n for n in names if (d / n).exists()]
+    if clash and not overwrite:
+        raise ConfigError(f"{option} {str(d)!r} already holds {', '.join(clash)}",
+                          hint="pass --overwrite to replace them, or choose another folder")
+    d.mkdir(exist_ok=True)
+    return d
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Write a file atomically: yields a temporary path beside ``path`` (same extension, so
+    writers that go by the extension still work) and renames it into place when the block
+    succeeds; on any error the temporary file is removed and ``path`` is untouched.
+
+    The file gets the mode a plain ``open()`` would give it: that of the file it replaces,
+    or ``0666`` less the process umask for a new file (``mkstemp`` alone would give 0600).
+    """
+    p = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=f".tmp{p.suffix}",
+                                    dir=p.parent if str(p.parent) else ".")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        mode = stat.S_IMODE(p.stat().st_mode) if p.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write ``df`` atomically in the format given by ``path``'s extension."""
+    """Write ``df`` atomically in the format given by ``path``'s extension (see
+    :func:`atomic_output`; check the path with :func:`check_output` before the work)."""
     p = Path(path)
     fmt = table_format(p)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
+    p.parent.mkdir(parents=True, exist_ok=True)  # library callers; commands check first
+    with atomic_output(p) as tmp:
         if fmt == "csv":
             df.to_csv(tmp, index=False)
         elif fmt == "tsv":
@@ -93,10 +218,6 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
             df.to_json(tmp, orient="records", force_ascii=False, indent=1)
         else:
             df.to_parquet(tmp, index=False)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return p
 
 

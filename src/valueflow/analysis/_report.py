@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,24 +114,25 @@ def render_report(analysis: SteeringAnalysis, *, title: str = "Steerability repo
     if len(a.profile):
         parts.append("<h2>Profile prompts</h2>" + _table(a.profile_fit) + _table(a.profile))
     if a.spec:
+        from valueflow._redact import redact_credentials
+
+        # Runs recorded before base URLs were redacted may still hold user:password.
+        spec = redact_credentials(a.spec)
         parts.append("<h2>Run spec</h2><pre>"
-                     + html.escape(json.dumps(a.spec, indent=1, default=str)) + "</pre>")
+                     + html.escape(json.dumps(spec, indent=1, default=str)) + "</pre>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
 def write_report(analysis: SteeringAnalysis, out: str | os.PathLike[str] = "report.html", *,
                  title: str = "Steerability report") -> Path:
-    """Write the report atomically to ``out``; returns its path."""
+    """Write the report atomically to ``out`` (see :func:`valueflow.tables.atomic_output`);
+    returns its path."""
+    from valueflow.tables import atomic_output
+
     p = Path(out)
     p.parent.mkdir(parents=True, exist_ok=True)
     text = render_report(analysis, title=title)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(p) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return p
