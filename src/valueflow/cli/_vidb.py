@@ -72,11 +72,16 @@ def import_(source: str | None, seed: bool, value: str | None, text_column: str 
 @vidb.command("export")
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--value", "values", multiple=True, help="Only this value; repeatable.")
-def export(out: str, values: tuple[str, ...]) -> None:
-    """Export the workspace VIDB to OUT (.csv, .jsonl or .parquet)."""
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+def export(out: str, values: tuple[str, ...], overwrite: bool) -> None:
+    """Export the workspace VIDB to OUT (.csv, .jsonl or .parquet), every item with its
+    source_kind and flags."""
+    from valueflow.tables import check_output
     from valueflow.vidb import VIDBStore
+    from valueflow.workspace import default_workspace_path
 
-    with open_cli_workspace() as ws:
+    check_output(out, overwrite=overwrite, inputs=[str(default_workspace_path())], option="OUT")
+    with open_cli_workspace(read_only=True) as ws:
         n = VIDBStore(ws).export(out, list(values) or None)
     click.echo(f"wrote {n} items to {out}")
 
@@ -86,18 +91,27 @@ def export(out: str, values: tuple[str, ...]) -> None:
 @click.option("--value", "values", multiple=True, help="Only this value; repeatable.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Also save intensity histograms to this image file (.png, .svg, .pdf).")
+@click.option("--overwrite", is_flag=True, help="Replace the --plot file if it exists.")
 @json_option
-def stats(source: str, values: tuple[str, ...], plot: str | None, as_json: bool) -> None:
-    """Counts per value and intensity histograms."""
+def stats(source: str, values: tuple[str, ...], plot: str | None, overwrite: bool,
+          as_json: bool) -> None:
+    """Counts per value and intensity histograms (of every stored item; items kept apart
+    from anchors, simulated or flagged, are counted in a note)."""
     from rich.console import Console
     from rich.table import Table
 
     from valueflow.errors import DataError
-    from valueflow.vidb import HIST_EDGES, load_vidb, plot_vidb_histograms, vidb_stats
+    from valueflow.tables import PLOT_EXTENSIONS, atomic_output, check_output
+    from valueflow.vidb import HIST_EDGES, load_vidb, plot_vidb_histograms, usable_items, vidb_stats
 
-    if source == "workspace":
-        with open_cli_workspace() as ws:
-            df = load_vidb("workspace", values=list(values) or None, workspace=ws)
+    if plot:
+        check_output(plot, overwrite=overwrite, extensions=PLOT_EXTENSIONS, option="--plot",
+                     inputs=[None if source in ("workspace", "workspace:all", "seed") else source])
+    kept_apart: dict[str, int] = {}
+    if source in ("workspace", "workspace:all"):
+        with open_cli_workspace(read_only=True) as ws:
+            df = load_vidb("workspace:all", values=list(values) or None, workspace=ws)
+        _keep, kept_apart = usable_items(df)
     else:
         df = load_vidb(source, values=list(values) or None)
     if df.empty:
@@ -108,10 +122,11 @@ def stats(source: str, values: tuple[str, ...], plot: str | None, as_json: bool)
         )
     rows = vidb_stats(df)
     if plot:
-        plot_vidb_histograms(df, plot)
+        with atomic_output(plot) as tmp:
+            plot_vidb_histograms(df, str(tmp))
     if as_json:
         echo_json({"source": source, "n_items": len(df), "histogram_edges": HIST_EDGES.tolist(),
-                   "values": rows, "plot": plot})
+                   "values": rows, "plot": plot, "not_anchors": kept_apart})
         return
     table = Table(title=f"VIDB ({source}): {len(df)} items, {len(rows)} values")
     for col in ("value", "n", "mean", "sd", "min", "max", "opp/neu/sup", "histogram -10..10"):
@@ -124,6 +139,9 @@ def stats(source: str, values: tuple[str, ...], plot: str | None, as_json: bool)
                       f"{r['min']:.1f}", f"{r['max']:.1f}",
                       f"{r['opposes']}/{r['neutral']}/{r['supports']}", spark)
     Console().print(table)
+    if kept_apart:
+        click.echo("not used as anchors or refit data (unless --vidb workspace:all): "
+                   + ", ".join(f"{n} {why}" for why, n in kept_apart.items()))
     if plot:
         click.echo(f"histograms saved to {plot}")
 

@@ -186,6 +186,12 @@ def _check_truth(truth: Any, per_value: dict[str, list[str]]) -> None:
               help="Server URL for openai/ judges and panel members; repeatable (a fleet).")
 @click.option("--max-concurrency", type=int, default=None,
               help="Requests in flight per LLM judge [the backend's default].")
+@click.option("--on-conflict", type=click.Choice(["error", "keep", "skip", "replace"]),
+              default="error", show_default=True,
+              help="A text already in the VIDB from another source: refuse before any judge "
+              "call (error), store both (keep), keep the stored item (skip), or overwrite it "
+              "(replace). Items of an earlier run of the same source are always updated.")
+@click.option("--overwrite", is_flag=True, help="Replace existing --out/--diagnostics files.")
 @click.option("--dry-run", is_flag=True, help="Show the plan (windows, judge calls); call nothing.")
 @click.option("--progress/--no-progress", default=True, help="Progress bars.")
 @json_option
@@ -196,16 +202,21 @@ def build(input_path: str, values: tuple[str, ...], judge_specs: tuple[str, ...]
           panel_allow_same: bool, sim_truth: str | None, sim_beta: float, text_column: str,
           out: str | None, diagnostics: str | None, source_name: str | None,
           license_: str | None, dataset: str | None, base_url: tuple[str, ...],
-          max_concurrency: int | None, dry_run: bool, progress: bool,
-          as_json: bool) -> None:
+          max_concurrency: int | None, on_conflict: str, overwrite: bool, dry_run: bool,
+          progress: bool, as_json: bool) -> None:
     """Build VIDB items for one or more values from the raw texts in INPUT.
 
     INPUT is a .txt file (one text per line) or a table with a text column (and optionally
     a value column). Every judge ranks windows of --k texts, every text in at least --r
     windows; a Plackett–Luce fit over all rankings is calibrated to [-10, 10] with neutral
     anchor texts at 0. Items where judges disagree, with few comparisons or wide
-    uncertainty are flagged. Judgments are cached in the workspace: rerunning the same
+    uncertainty are flagged, and so is every item of a value whose rankings are no better
+    than chance (at_chance). Judgments are cached in the workspace: rerunning the same
     command after an interruption sends only the windows not yet answered.
+
+    Items built with --judge sim are stored as simulation, and flagged or simulated items
+    are not used as anchors or refit data (`score --vidb workspace|auto`) unless asked for
+    with --vidb workspace:all.
     """
     from pydantic import ValidationError
 
@@ -222,6 +233,16 @@ def build(input_path: str, values: tuple[str, ...], judge_specs: tuple[str, ...]
         raise ConfigError("--categorize needs a panel", hint="--panel SPEC, once per member")
     if panel_specs and not categorize:
         raise ConfigError("--panel is only used with --categorize")
+    if not dry_run:
+        from valueflow.tables import check_output
+        from valueflow.workspace import default_workspace_path
+
+        inputs = [input_path, neutral_file, ref_file, sim_truth, str(default_workspace_path())]
+        for opt, path in (("--out", out), ("--diagnostics", diagnostics)):
+            if path:
+                check_output(path, overwrite=overwrite, inputs=inputs, option=opt)
+        if out and diagnostics and Path(out).resolve() == Path(diagnostics).resolve():
+            raise ConfigError("--out and --diagnostics name the same file")
     per_value = _texts_per_value(_read_texts(input_path, text_column), values, input_path)
     truth = _read_truth(sim_truth) if sim_truth else None
     if truth is not None:
@@ -233,7 +254,16 @@ def build(input_path: str, values: tuple[str, ...], judge_specs: tuple[str, ...]
     if dry_run:
         _dry_run(per_value, cfg, judge_specs, panel_specs, neutral, as_json)
         return
+    source = source_name or input_path
     with open_cli_workspace() as ws:
+        if on_conflict == "error":  # refuse before a model is loaded or a judge is asked
+            from valueflow.vidb import VIDBStore, item_id
+            from valueflow.vidb._store import conflict_error
+
+            ids = [item_id(v, t) for v, ts in per_value.items() for t in ts if t.strip()]
+            clash = VIDBStore(ws).foreign_items(ids, source)
+            if len(clash):
+                raise conflict_error(clash)
         judges = _make_judges(judge_specs, ws, truth, sim_beta, seed, base_url,
                               max_concurrency)
         categorizer = _make_panel(panel_specs, ws, min_agree, min_margin, panel_allow_same,
@@ -243,8 +273,9 @@ def build(input_path: str, values: tuple[str, ...], judge_specs: tuple[str, ...]
         result = run_sync(build_vidb_async(
             per_value, None, judges, config=cfg, categorizer=categorizer,
             neutral_texts=neutral, references=refs, workspace=ws, write=True,
-            source=source_name or input_path, license=license_,
-            dataset=dataset or Path(input_path).stem, progress=progress and not as_json,
+            source=source, license=license_, dataset=dataset or Path(input_path).stem,
+            progress=progress and not as_json,
+            on_conflict=on_conflict,  # type: ignore[arg-type]
         ))
     if out:
         from valueflow.tables import write_table
@@ -255,9 +286,12 @@ def build(input_path: str, values: tuple[str, ...], judge_specs: tuple[str, ...]
 
         write_table(result.diagnostics, diagnostics)
     rows = [rep.__dict__ for rep in result.reports]
+    stored = result.items.attrs.get("stored", {})
+    kind = str(result.items["source_kind"].iloc[0]) if len(result.items) else "build"
     if as_json:
         echo_json({"run_id": result.run_id, "n_items": len(result.items), "values": rows,
-                   "out": out, "diagnostics": diagnostics})
+                   "stored": stored, "source_kind": kind, "out": out,
+                   "diagnostics": diagnostics})
         return
     counts = result.items["value"].value_counts()
     for rep in result.reports:
@@ -266,7 +300,23 @@ def build(input_path: str, values: tuple[str, ...], judge_specs: tuple[str, ...]
         click.echo(f"{rep.value}: {int(counts.get(rep.value, 0))} items, {rep.n_windows} windows, {rep.n_rankings} rankings "
                    f"({rep.n_failed} failed); calibration {cal['method']} anchored by "
                    f"{cal['anchor']}; flags: {flags}")
-    click.echo(f"stored {len(result.items)} items in {ws.path} (run {result.run_id})"
+        if rep.n_unmeasured:
+            click.echo(f"  {rep.n_unmeasured} text(s) were in no successfully ranked window: "
+                       "no intensity was measured, so they were not stored", err=True)
+        if rep.at_chance:
+            click.echo(f"  the judges ranked {rep.value} no better than chance (p = "
+                       f"{rep.signal_p:.2f} against random orders): every item is flagged "
+                       "at_chance and is not used as an anchor", err=True)
+    if kind == "simulation":
+        click.echo("stored as simulation (a simulated judge): not used as anchors or refit "
+                   "data unless asked for with --vidb workspace:all", err=True)
+    if stored.get("conflicts"):
+        what = {"skip": "left as stored", "keep": "stored beside the stored ones",
+                "replace": "replaced"}[on_conflict]
+        click.echo(f"{stored['conflicts']} item(s) were already in the VIDB from another "
+                   f"source: {what}", err=True)
+    n_stored = stored.get("stored", len(result.items))
+    click.echo(f"stored {n_stored} items in {ws.path} (run {result.run_id})"
                + (f"; wrote {out}" if out else ""))
 
 

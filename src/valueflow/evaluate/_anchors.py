@@ -17,10 +17,23 @@ if TYPE_CHECKING:
     from valueflow.theories import ValueNode
     from valueflow.workspace import Workspace
 
-__all__ = ["AnchorPool", "VIDBSource", "anchor_pools", "user_vidb_frame"]
+__all__ = ["AnchorPool", "VIDBSource", "anchor_pools", "left_out_note", "user_vidb_frame"]
 
 VIDBSource = Any
-"""``"auto"``, ``"seed"``, ``"workspace"``, a file path, or a DataFrame."""
+"""``"auto"``, ``"seed"``, ``"workspace"``, ``"workspace:all"``, a file path, or a
+DataFrame. ``"workspace"`` and ``"auto"`` leave out simulated and unreliable items (see
+:func:`valueflow.vidb.usable_items`); ``"workspace:all"`` uses every stored item."""
+
+_NAMED = ("auto", "seed", "workspace", "workspace:all")
+
+
+def left_out_note(frame: pd.DataFrame | None) -> str | None:
+    """Which workspace VIDB items were not used and why (``left out: ...``), or None."""
+    skipped = (frame.attrs.get("skipped") or {}) if frame is not None else {}
+    if not skipped:
+        return None
+    return ("left out: " + ", ".join(f"{n} {why}" for why, n in skipped.items())
+            + "; --vidb workspace:all uses them")
 
 
 @dataclass(frozen=True)
@@ -80,15 +93,17 @@ def user_vidb_frame(
     """
     from valueflow.vidb import load_vidb
 
-    if isinstance(source, str) and source in ("auto", "seed", "workspace"):
+    if isinstance(source, str) and source in _NAMED:
         if source == "seed" or (source == "auto" and workspace is None):
             return None
         if workspace is None:
             raise ConfigError("--vidb workspace needs a workspace",
                               hint="pass workspace=..., or use vidb='seed'")
-        frame = load_vidb("workspace", workspace=workspace)
-        if frame.empty and source == "workspace":
-            raise DataError("the workspace VIDB is empty",
+        frame = load_vidb("workspace:all" if source == "workspace:all" else "workspace",
+                          workspace=workspace)
+        if frame.empty and source != "auto":
+            raise DataError("the workspace VIDB is empty" if not frame.attrs.get("skipped")
+                            else f"the workspace VIDB has no usable items ({left_out_note(frame)})",
                             hint="import texts with `valueflow vidb import`, or use --vidb seed")
         return None if frame.empty else frame
     return _load(source, values, intensity_column=intensity_column, text_column=text_column)
@@ -121,14 +136,16 @@ def anchor_pools(
 
     ids = [v.id for v in values]
     frames: dict[str, tuple[pd.DataFrame, str]] = {}
-    if isinstance(source, str) and source in ("auto", "seed", "workspace"):
-        if source in ("auto", "workspace"):
-            if source == "workspace" and workspace is None:
+    if isinstance(source, str) and source in _NAMED:
+        if source in ("auto", "workspace", "workspace:all"):
+            if source != "auto" and workspace is None:
                 raise ConfigError("--vidb workspace needs a workspace",
                                   hint="pass workspace=..., or use vidb='seed'")
             if workspace is not None:
-                frames["workspace"] = (load_vidb("workspace", values=ids, workspace=workspace),
-                                       "workspace")
+                ws_frame = load_vidb("workspace:all" if source == "workspace:all"
+                                     else "workspace", values=ids, workspace=workspace)
+                note = left_out_note(ws_frame)
+                frames["workspace"] = (ws_frame, "workspace" + (f" ({note})" if note else ""))
         if source in ("auto", "seed"):
             frames["seed"] = (load_seed(ids), "seed")
     elif isinstance(source, str | os.PathLike):

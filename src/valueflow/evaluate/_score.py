@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from valueflow.errors import ConfigError, DataError
-from valueflow.evaluate._anchors import AnchorPool, VIDBSource, anchor_pools, user_vidb_frame
+from valueflow.evaluate._anchors import (
+    AnchorPool,
+    VIDBSource,
+    anchor_pools,
+    left_out_note,
+    user_vidb_frame,
+)
 from valueflow.evaluate._engine import (
     Design,
     Estimator,
@@ -187,6 +193,7 @@ def prepare_score(
         # Long format: every row once per value.
         base = pd.concat([frame] * len(nodes), ignore_index=True)
         row_values = [v for v in nodes for _ in range(len(frame))]
+    left_out: str | None = None
     if is_local and not (judge_options or {}).get("local_path"):
         # The local scorer learns from the VIDB the user names (its texts for the values it
         # has, the seed's for the rest); the seed alone is the shipped fit.
@@ -195,6 +202,7 @@ def prepare_score(
         scored = list({v.id: v for v in row_values}.values())
         user = user_vidb_frame(vidb, scored, workspace=workspace,
                                intensity_column=intensity_column)
+        left_out = left_out_note(user)  # simulated or unreliable workspace items
         _check_local_values(scored, user)  # before any model is loaded
         if user is not None:
             judge = load_local_scorer(vidb=user, values=[v.id for v in scored])
@@ -216,6 +224,8 @@ def prepare_score(
     # A direct scorer predicts intensities itself: record that instead of the unused method.
     job = ScoreJob(base, row_values, pools, judge, k=k, m=m, design=design,
                    method="direct" if direct else method, estimator=estimator, seed=seed)
+    if left_out:
+        job.notes.append(f"local judge refit on the workspace VIDB, {left_out}")
     check = getattr(judge, "check_texts", None)
     prompted: list[str] = []
     for vid, (_node, _rows, texts_v) in job.groups().items():

@@ -3,7 +3,8 @@
 A VIDB is a table with at least ``text``, ``value`` (canonical value id) and ``intensity`` in
 [-10, 10]; stored items also carry ``item_id``, ``theory``, ``node``, ``direction``,
 ``uncertainty``, ``n_comparisons``, ``judges``, ``flags``, ``source``, ``provenance``,
-``license`` and ``dataset``.
+``license``, ``dataset`` and ``source_kind`` (``import``, ``seed``, ``build`` or
+``simulation``).
 """
 
 from valueflow.vidb._build import (
@@ -15,7 +16,12 @@ from valueflow.vidb._build import (
 )
 from valueflow.vidb._build_calibrate import NEUTRAL_ANCHOR_TEXTS, Calibration, calibrate_utilities
 from valueflow.vidb._build_categorize import CategoryResult, PanelCategorizer
-from valueflow.vidb._build_flags import FLAG_NAMES, FlagThresholds, judge_disagreement
+from valueflow.vidb._build_flags import (
+    FLAG_NAMES,
+    FlagThresholds,
+    judge_disagreement,
+    ranking_signal,
+)
 from valueflow.vidb._categorize import (
     AcceptanceRule,
     LevelDecision,
@@ -25,15 +31,18 @@ from valueflow.vidb._categorize import (
 )
 from valueflow.vidb._frame import direction_of, item_id, normalize_vidb_frame
 from valueflow.vidb._schedule import adaptive_windows, balanced_windows, window_components
-from valueflow.vidb._schema import VIDB_COLUMNS
+from valueflow.vidb._schema import SOURCE_KINDS, VIDB_COLUMNS
 from valueflow.vidb._seed import SEED_PROVENANCE, load_seed
 from valueflow.vidb._stats import HIST_EDGES, plot_vidb_histograms, vidb_stats
 from valueflow.vidb._store import (
+    UNRELIABLE_FLAGS,
+    BuildConflict,
     OnConflict,
     VIDBStore,
     load_vidb,
     read_vidb_source,
     read_vidb_tables,
+    usable_items,
     value_from_filename,
 )
 
@@ -42,9 +51,12 @@ __all__ = [
     "HIST_EDGES",
     "NEUTRAL_ANCHOR_TEXTS",
     "SEED_PROVENANCE",
+    "SOURCE_KINDS",
+    "UNRELIABLE_FLAGS",
     "VIDB_COLUMNS",
     "AcceptanceRule",
     "BuildConfig",
+    "BuildConflict",
     "BuildResult",
     "Calibration",
     "CategoryResult",
@@ -69,8 +81,10 @@ __all__ = [
     "normalize_vidb_frame",
     "parse_vote",
     "plot_vidb_histograms",
+    "ranking_signal",
     "read_vidb_source",
     "read_vidb_tables",
+    "usable_items",
     "value_from_filename",
     "vidb_stats",
     "window_components",

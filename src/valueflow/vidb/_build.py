@@ -11,7 +11,12 @@ Steps for each value (see :class:`BuildConfig` for the settings):
 3. One Plackett–Luce fit over all judges' rankings, then calibration to [-10, 10] with the
    neutral anchors' median at 0 (``_build_calibrate.py`` says how).
 4. Per-judge fits give a disagreement z-score per item; items are flagged for review
-   (``_build_flags.py``).
+   (``_build_flags.py``), and a value whose rankings are no better than chance has every
+   item flagged ``at_chance``.
+5. Items that no successful window compared have no measured intensity and are not stored
+   (they are counted in the report). The items are stored with ``source_kind`` ``build``,
+   or ``simulation`` when any judge is simulated; a text already stored from another source
+   is not replaced unless ``on_conflict`` says so.
 
 Resumable: LLM judges cache every answer in the workspace and the windows are a
 deterministic function of the seed and the texts, so a rerun after an interruption asks
@@ -34,7 +39,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from valueflow.errors import BackendError, ConfigError, DataError
 from valueflow.vidb._build_calibrate import NEUTRAL_ANCHOR_TEXTS, ScaleMode, calibrate_utilities
-from valueflow.vidb._build_flags import FlagThresholds, item_flags, judge_disagreement
+from valueflow.vidb._build_flags import (
+    AT_CHANCE_P,
+    FlagThresholds,
+    item_flags,
+    judge_disagreement,
+    ranking_signal,
+)
 from valueflow.vidb._frame import direction_of, item_id
 from valueflow.vidb._schedule import adaptive_windows, appearances, balanced_windows
 from valueflow.vidb._schema import VIDB_COLUMNS
@@ -45,6 +56,7 @@ if TYPE_CHECKING:
     from valueflow.judges import RankingJudge, RankOutcome
     from valueflow.theories import ValueNode
     from valueflow.vidb._build_categorize import CategoryResult, PanelCategorizer
+    from valueflow.vidb._store import BuildConflict
     from valueflow.workspace import Workspace
 
 __all__ = ["BuildConfig", "BuildResult", "ValueReport", "build_vidb", "build_vidb_async"]
@@ -114,6 +126,12 @@ class ValueReport:
     calibration: dict[str, Any] = field(default_factory=dict)
     flags: dict[str, int] = field(default_factory=dict)
     failure_examples: list[str] = field(default_factory=list)
+    n_unmeasured: int = 0
+    """Texts no successful window compared: not stored (no measured intensity)."""
+    signal_p: float = float("nan")
+    """p-value of the rankings under random orders (:func:`ranking_signal`)."""
+    at_chance: bool = False
+    """The rankings are no better than chance: every item is flagged ``at_chance``."""
 
 
 @dataclass
@@ -287,9 +305,11 @@ def _finish_value(b: _ValueBuild, judges: Sequence[RankingJudge], cfg: BuildConf
 
     labels = np.asarray(fit.components)
     main = labels == np.bincount(labels).argmax()
+    signal_p = ranking_signal(b.rankings, u)
+    at_chance = signal_p > AT_CHANCE_P
     flags = item_flags(z=z[items], n_windows=n_win[items], uncertainty=uncertainty,
                        main_component=main[items], anchored=cal.anchor != "none",
-                       thresholds=cfg.thresholds())
+                       thresholds=cfg.thresholds(), at_chance=at_chance)
     cat_dirs: list[str | None] = []
     if category is not None:
         for i in range(n_items):
@@ -321,10 +341,12 @@ def _finish_value(b: _ValueBuild, judges: Sequence[RankingJudge], cfg: BuildConf
         "provenance": provenance,
         "license": meta.get("license"),
         "dataset": meta.get("dataset"),
+        "source_kind": meta.get("source_kind", "build"),
     })[VIDB_COLUMNS]
     diag = pd.DataFrame({
         "item_id": out["item_id"], "value": v.id, "utility": u[items], "se": se[items],
         "z_disagree": z[items], "n_windows": n_win[items],
+        "n_comparisons": n_comp[items].astype(np.int64),
     })
     for name, uj in per_judge_u.items():
         diag[f"u_{name}"] = uj[items]
@@ -338,12 +360,16 @@ def _finish_value(b: _ValueBuild, judges: Sequence[RankingJudge], cfg: BuildConf
     report.n_failed, report.failure_examples = b.n_failed, b.failures
     report.n_components = int(fit.n_components)
     report.calibration = cal.as_dict()
+    report.signal_p, report.at_chance = signal_p, bool(at_chance)
+    measured = n_comp[items] > 0
+    report.n_unmeasured = int((~measured).sum())
     counts: dict[str, int] = {}
-    for f in flags:
-        for name in filter(None, f.split(",")):
+    for f in np.asarray(flags, dtype=object)[measured]:
+        for name in filter(None, str(f).split(",")):
             counts[name] = counts.get(name, 0) + 1
     report.flags = counts
-    return out, diag
+    # An item no successful window compared has only the prior's utility: not a measurement.
+    return out[measured].reset_index(drop=True), diag
 
 
 def _clean_texts(texts: Sequence[str], where: str) -> tuple[list[str], int]:
@@ -387,6 +413,8 @@ async def build_vidb_async(
     license: str | None = None,
     dataset: str | None = None,
     progress: bool = False,
+    on_conflict: BuildConflict = "error",
+    source_kind: str | None = None,
 ) -> BuildResult:
     """Build VIDB items for one or more values from raw texts (see the module docstring).
 
@@ -401,10 +429,15 @@ async def build_vidb_async(
         references: ``(text, intensity)`` items of known intensity (for all values, or
             ``{value_id: [...]}``), ranked along and used to set the scale.
         workspace: Record the run and (with ``write``) store the items, replacing items of
-            the same (value, text).
+            the same (value, text) stored by an earlier run of the same source.
         write: Store the items in ``workspace``.
         source, license, dataset: Provenance columns of the items.
         progress: Show judges' progress bars.
+        on_conflict: A text already stored from another source: ``error`` (refuse before
+            any judge is asked), ``keep`` (store both), ``skip`` (keep the stored item) or
+            ``replace``.
+        source_kind: ``build`` or ``simulation``; default ``simulation`` when any judge is
+            simulated, else ``build``.
     """
     import pandas as pd
 
@@ -489,6 +522,21 @@ async def build_vidb_async(
         if check is not None:
             check([t for b in builds for t in b.all_texts])
 
+    kind = source_kind or ("simulation" if any(_is_simulated(j) for j in judges) else "build")
+    if kind not in ("build", "simulation"):
+        raise ConfigError(f"source_kind of a build is build or simulation, not {kind!r}")
+    if workspace is not None and write:
+        from valueflow.vidb._store import VIDBStore, conflict_error
+
+        if on_conflict not in ("error", "keep", "skip", "replace"):
+            raise ConfigError(f"on_conflict must be error, keep, skip or replace, not "
+                              f"{on_conflict!r}")
+        if on_conflict == "error":  # refuse before any judge is paid for
+            ids = [item_id(b.value.id, t) for b in builds for t in b.texts]
+            clash = VIDBStore(workspace).foreign_items(ids, source)
+            if len(clash):
+                raise conflict_error(clash)
+
     run_id = None
     if workspace is not None:
         run_id = workspace.start_run("vidb-build", {
@@ -496,8 +544,10 @@ async def build_vidb_async(
             "categorizer": categorizer.spec() if categorizer is not None else None,
             "n_texts": {k: len(v) for k, v in cleaned.items()}, "source": source,
             "neutral_texts": neutral, "n_references": sum(len(b.refs) for b in builds),
+            "source_kind": kind, "on_conflict": on_conflict,
         })
-    meta = {"run_id": run_id, "source": source, "license": license, "dataset": dataset}
+    meta = {"run_id": run_id, "source": source, "license": license, "dataset": dataset,
+            "source_kind": kind}
     sems = [asyncio.Semaphore(cfg.concurrency) for _ in judges]
 
     async def build_one(b: _ValueBuild) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -531,7 +581,8 @@ async def build_vidb_async(
         if workspace is not None and write:
             from valueflow.vidb._store import VIDBStore
 
-            VIDBStore(workspace).add(items, on_conflict="replace")
+            stored = VIDBStore(workspace).add_built(items, on_conflict=on_conflict)
+            items.attrs["stored"] = stored
     except BaseException:
         if workspace is not None and run_id is not None:
             workspace.finish_run(run_id, "failed")
@@ -539,6 +590,12 @@ async def build_vidb_async(
     if workspace is not None and run_id is not None:
         workspace.finish_run(run_id)
     return BuildResult(items, diagnostics, [reports[n.id] for n in nodes], run_id)
+
+
+def _is_simulated(judge: Any) -> bool:
+    from valueflow.judges import SimulatedTextJudge
+
+    return bool(isinstance(judge, SimulatedTextJudge) or getattr(judge, "simulated", False))
 
 
 def build_vidb(*args: Any, **kwargs: Any) -> BuildResult:

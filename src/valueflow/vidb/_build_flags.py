@@ -8,6 +8,11 @@ aligned utilities, divided by its standard error, is a z-score. The largest of a
 its two-sided p-value times ``P``), so seven judges (21 pairs) do not flag more agreeing
 items than two; an item whose adjusted ``|z|`` exceeds a threshold is flagged
 ``judges_disagree``.
+
+A whole build can be no better than chance (a judge that answers at random, or by the
+position of the texts in the window): :func:`ranking_signal` tests the rankings against
+uniformly random orders, and every item of a value whose test finds no signal is flagged
+``at_chance``.
 """
 
 from __future__ import annotations
@@ -18,12 +23,17 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["FLAG_NAMES", "FlagThresholds", "item_flags", "judge_disagreement"]
+__all__ = ["AT_CHANCE_P", "FLAG_NAMES", "FlagThresholds", "item_flags", "judge_disagreement",
+           "ranking_signal"]
 
 Array = NDArray[np.float64]
 
 #: Flags the build can set, in the order they are written.
-FLAG_NAMES = ("judges_disagree", "few_comparisons", "low_confidence", "disconnected", "unanchored")
+FLAG_NAMES = ("judges_disagree", "few_comparisons", "low_confidence", "disconnected", "unanchored",
+              "at_chance")
+
+#: A build whose rankings are this likely (or more) under random orders is ``at_chance``.
+AT_CHANCE_P = 0.05
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,7 @@ def item_flags(
     main_component: NDArray[np.bool_],
     anchored: bool,
     thresholds: FlagThresholds,
+    at_chance: bool = False,
 ) -> list[str]:
     """The ``flags`` column: comma-separated :data:`FLAG_NAMES` per item (``""``: none)."""
     cols = [
@@ -110,9 +121,38 @@ def item_flags(
         ~(uncertainty <= thresholds.max_uncertainty),
         ~main_component,
         np.full(z.shape, not anchored),
+        np.full(z.shape, at_chance),
     ]
     m = np.stack(cols, axis=1)
     out: list[str] = []
     for row in m:
         out.append(",".join(name for name, on in zip(FLAG_NAMES, row, strict=True) if on))
     return out
+
+
+def ranking_signal(rankings: Sequence[Sequence[int]], utilities: Array) -> float:
+    """p-value of the rankings under uniformly random orders, against Plackett–Luce with
+    the fitted ``utilities`` (a likelihood-ratio test; degrees of freedom: the ranked items
+    less one). Near 0: the judges order the texts consistently; large: no better than
+    chance. The fit is penalised (a Gaussian prior), which only makes the test more ready
+    to call a build at chance.
+    """
+    from math import lgamma
+
+    from scipy.stats import chi2
+
+    u = np.asarray(utilities, dtype=float)
+    ll = ll0 = 0.0
+    seen: set[int] = set()
+    for r in rankings:
+        idx = np.asarray(r, dtype=np.int64)
+        if idx.size < 2:
+            continue
+        seen.update(int(i) for i in idx)
+        x = u[idx]
+        ll += float(np.sum(x - np.logaddexp.accumulate(x[::-1])[::-1]))
+        ll0 -= lgamma(idx.size + 1)
+    df = len(seen) - 1
+    if df < 1:
+        return 1.0
+    return float(chi2.sf(max(0.0, 2.0 * (ll - ll0)), df))

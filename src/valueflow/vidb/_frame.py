@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from valueflow.errors import DataError, UnknownNameError
-from valueflow.vidb._schema import VIDB_COLUMNS
+from valueflow.vidb._schema import SOURCE_KINDS, VIDB_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,6 +54,7 @@ def normalize_vidb_frame(
     neutral_band: float = 1.0,
     skip_invalid: bool = False,
     hint: str = "fix these rows and import again; nothing was imported",
+    source_kind: str = "import",
 ) -> pd.DataFrame:
     """Validate an incoming table and return it with the canonical VIDB columns.
 
@@ -70,6 +71,8 @@ def normalize_vidb_frame(
             ``result.attrs["skipped"]``. Unknown values and out-of-range intensities still
             fail: they mean a wrong mapping or scale, not a stray row.
         hint: The hint of the error that lists offending rows.
+        source_kind: The ``source_kind`` of rows that do not say theirs (see
+            :data:`~valueflow.vidb._schema.SOURCE_KINDS`).
 
     Raises:
         DataError: listing the offending rows (1-based, header not counted) for missing
@@ -86,6 +89,7 @@ def normalize_vidb_frame(
         found = next((c for c in INTENSITY_ALIASES if c in df.columns), None)
         if found is not None:
             mapping["intensity"] = found
+    _check_mapping(mapping, [str(c) for c in df.columns], source_name)
     renamed = df.rename(columns={v: k for k, v in mapping.items() if v != k})
     required = ["text", "intensity"] + ([] if value else ["value"])
     require_columns(df, [mapping.get(k, k) for k in required], source=source_name)
@@ -178,9 +182,38 @@ def normalize_vidb_frame(
     }
     for col, default in defaults.items():
         out[col] = renamed.get(col, default)
+    kinds = renamed.get("source_kind")
+    if kinds is not None:
+        kinds = kinds.where(kinds.notna() & kinds.astype(str).str.strip().ne(""), source_kind)
+        bad_kind = ~kinds.isin(SOURCE_KINDS)
+        if bad_kind.any():
+            raise DataError(
+                f"{source_name}: source_kind must be one of {', '.join(SOURCE_KINDS)} in "
+                f"{_rows(list(renamed.index[bad_kind]))}")
+        out["source_kind"] = kinds.astype(str)
+    else:
+        out["source_kind"] = source_kind
     result = out[VIDB_COLUMNS].reset_index(drop=True)
     result.attrs["skipped"] = skipped
     return result
+
+
+def _check_mapping(mapping: Mapping[str, str], present: list[str], source_name: str) -> None:
+    """One input column can be only one canonical column (``--intensity-column text`` would
+    otherwise rename the texts away)."""
+    option = {"text": "--text-column", "value": "--value-column",
+              "intensity": "--intensity-column"}
+    used: dict[str, str] = {}
+    for canon, col in mapping.items():
+        if col in used and used[col] != canon:
+            raise DataError(f"{source_name}: column {col!r} cannot be both the {used[col]} and "
+                            f"the {canon}", hint=f"give {option.get(canon, canon)} another column")
+        used[col] = canon
+    for canon, col in mapping.items():
+        if col != canon and col in option and col not in mapping and col in present:
+            raise DataError(
+                f"{source_name}: {option.get(canon, canon)} {col!r} is the {col} column",
+                hint=f"give {option.get(canon, canon)} the column that holds the {canon}")
 
 
 def _k(name: Any) -> str:

@@ -23,7 +23,14 @@ VIDB_COLUMNS = [
     "provenance",
     "license",
     "dataset",
+    "source_kind",
 ]
+
+#: What kind of source an item comes from: ``import`` (a file the user imported), ``seed``
+#: (the bundled seed VIDB), ``build`` (measured by ``vidb build`` with real judges) or
+#: ``simulation`` (built with simulated judges: a plan, not a measurement, never used as
+#: anchors or refit data unless asked for by name).
+SOURCE_KINDS = ("import", "seed", "build", "simulation")
 
 register_migrations(
     COMPONENT,
@@ -52,6 +59,19 @@ register_migrations(
             CREATE INDEX IF NOT EXISTS vidb_items_value ON vidb_items (value)
             """,
             "VIDB items: text, value, calibrated intensity and provenance",
-        )
+        ),
+        Migration(
+            2,
+            """
+            ALTER TABLE vidb_items ADD COLUMN IF NOT EXISTS source_kind VARCHAR;
+            UPDATE vidb_items SET source_kind = CASE
+                WHEN provenance LIKE 'valueflow vidb build%' AND judges LIKE '%sim(beta=%'
+                    THEN 'simulation'
+                WHEN provenance LIKE 'valueflow vidb build%' THEN 'build'
+                WHEN source = 'valueflow-seed' THEN 'seed'
+                ELSE 'import' END
+            """,
+            "source kind of each item: import, seed, build or simulation",
+        ),
     ],
 )

@@ -38,12 +38,13 @@ def _seed_frame() -> pd.DataFrame:
                     license=SEED_LICENSE,
                     dataset=f"seed/{entry.name.removesuffix('.csv')}",
                     provenance=SEED_PROVENANCE,
+                    source_kind="seed",
                 )
             )
     if not frames:
         return normalize_vidb_frame(
-            pd.DataFrame({"text": [], "value": [], "intensity": []}), source_name="seed"
-        )
+            pd.DataFrame({"text": [], "value": [], "intensity": []}), source_name="seed",
+            source_kind="seed")
     return pd.concat(frames, ignore_index=True)
 
 

@@ -17,10 +17,30 @@ if TYPE_CHECKING:
 
     from valueflow.workspace import Workspace
 
-__all__ = ["OnConflict", "VIDBStore", "load_vidb", "read_vidb_source", "read_vidb_tables",
-           "value_from_filename"]
+__all__ = [
+    "UNRELIABLE_FLAGS",
+    "BuildConflict",
+    "OnConflict",
+    "VIDBStore",
+    "load_vidb",
+    "read_vidb_source",
+    "read_vidb_tables",
+    "usable_items",
+    "value_from_filename",
+]
 
 OnConflict = Literal["error", "skip", "replace"]
+BuildConflict = Literal["error", "keep", "skip", "replace"]
+"""What a build does with a text already stored from another source: refuse (``error``),
+store both (``keep``), leave the stored item alone (``skip``), or overwrite it (``replace``)."""
+
+#: Item flags that keep an item out of anchors and refit data unless the whole workspace
+#: VIDB is asked for (``workspace:all``): a wide interval, or a build whose judges ranked
+#: no better than chance.
+UNRELIABLE_FLAGS = ("at_chance", "low_confidence")
+
+WORKSPACE_ALL = "workspace:all"
+"""The whole workspace VIDB, simulated and unreliable items included."""
 
 TABLE_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq")
 
@@ -195,8 +215,24 @@ class VIDBStore:
     """
 
     def __init__(self, workspace: Workspace) -> None:
+        from valueflow.workspace._migrations import migrations_for
+
         self.workspace = workspace
-        workspace.ensure_schema(COMPONENT)
+        self._version = len(migrations_for(COMPONENT))
+        if workspace.read_only:
+            # Reading needs no migration: a workspace without VIDB tables reads as empty, one
+            # of an older schema lacks the newer columns (read as missing).
+            current = workspace.schema_version(COMPONENT)
+            if current > self._version:
+                workspace.ensure_schema(COMPONENT)  # the "newer than this ValueFlow" error
+            self._version = current
+        else:
+            workspace.ensure_schema(COMPONENT)
+
+    def _columns(self) -> list[str]:
+        if self._version >= 2:
+            return list(VIDB_COLUMNS)
+        return [c for c in VIDB_COLUMNS if c != "source_kind"]
 
     def add(self, frame: pd.DataFrame, *, on_conflict: OnConflict = "error") -> int:
         """Add already-normalised rows (see :func:`normalize_vidb_frame`) in one transaction.
@@ -305,20 +341,85 @@ class VIDBStore:
 
     def to_frame(self, values: list[str] | None = None) -> pd.DataFrame:
         """Stored items (optionally only some values) with the canonical columns."""
-        cols = ", ".join(VIDB_COLUMNS)
+        if self._version == 0:
+            return _empty_frame()
+        cols = ", ".join(self._columns())
         if values:
             from valueflow.theories import resolve_value
 
             ids = sorted({resolve_value(v).id for v in values})
-            return self.workspace.query_df(
+            df = self.workspace.query_df(
                 f"SELECT {cols} FROM vidb_items WHERE value IN ({', '.join('?' * len(ids))}) "
                 "ORDER BY value, intensity",
                 ids,
             )
-        return self.workspace.query_df(f"SELECT {cols} FROM vidb_items ORDER BY value, intensity")
+        else:
+            df = self.workspace.query_df(
+                f"SELECT {cols} FROM vidb_items ORDER BY value, intensity")
+        if "source_kind" not in df.columns:
+            df["source_kind"] = None
+        return df[VIDB_COLUMNS]
 
     def count(self) -> int:
+        if self._version == 0:
+            return 0
         return int(self.workspace.execute("SELECT count(*) FROM vidb_items").fetchall()[0][0])
+
+    def foreign_items(self, ids: list[str], source: str | None) -> pd.DataFrame:
+        """Stored items among ``ids`` whose source is not ``source``: ``item_id``, ``value``,
+        ``text``, ``source``."""
+        import pandas as pd
+
+        if not ids or self._version == 0:
+            return pd.DataFrame({"item_id": [], "value": [], "text": [], "source": []})
+        ws = self.workspace
+        with ws.transaction() as con:
+            con.register("wanted_ids", pd.DataFrame({"item_id": list(dict.fromkeys(ids))}))
+            try:
+                df = con.execute(
+                    "SELECT v.item_id, v.value, v.text, v.source FROM vidb_items v "
+                    "JOIN wanted_ids w USING (item_id) WHERE v.source IS DISTINCT FROM ? "
+                    "ORDER BY v.value, v.text", [source]).df()
+            finally:
+                con.unregister("wanted_ids")
+        return df
+
+    def add_built(self, items: pd.DataFrame, *, on_conflict: BuildConflict = "error"
+                  ) -> dict[str, int]:
+        """Store the items of a build. An item whose (value, text) is stored from the same
+        source (an earlier run of this build) is replaced; one stored from another source
+        is handled by ``on_conflict`` (see :data:`BuildConflict`).
+
+        Returns:
+            Counts: ``stored``, ``conflicts`` (items from another source), ``skipped``.
+
+        Raises:
+            DataError: with ``on_conflict="error"`` and a conflict; nothing is stored.
+        """
+        if on_conflict not in ("error", "keep", "skip", "replace"):
+            raise DataError(f"on_conflict must be error, keep, skip or replace, not "
+                            f"{on_conflict!r}")
+        counts = {"stored": 0, "conflicts": 0, "skipped": 0}
+        if items.empty:
+            return counts
+        frame = items.copy()
+        clash = self.foreign_items(frame["item_id"].tolist(), _one_source(frame))
+        counts["conflicts"] = len(clash)
+        if len(clash):
+            if on_conflict == "error":
+                raise conflict_error(clash)
+            hit = frame["item_id"].isin(set(clash["item_id"]))
+            if on_conflict == "skip":
+                counts["skipped"] = int(hit.sum())
+                frame = frame[~hit]
+            elif on_conflict == "keep":
+                from valueflow.vidb._frame import item_id
+
+                frame.loc[hit, "item_id"] = [
+                    item_id(v, f"{t}\x1f{s}") for v, t, s in
+                    frame.loc[hit, ["value", "text", "source"]].itertuples(index=False)]
+        counts["stored"] = self.add(frame, on_conflict="replace")
+        return counts
 
     def delete(self, *, values: list[str] | None = None, dataset: str | None = None) -> int:
         """Delete items of some values and/or one dataset; returns rows deleted."""
@@ -349,6 +450,59 @@ class VIDBStore:
         return len(df)
 
 
+def _empty_frame() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("intensity", "uncertainty")
+                                      else "object") for c in VIDB_COLUMNS})
+
+
+def _one_source(frame: pd.DataFrame) -> str | None:
+    sources = frame["source"].dropna().astype(str).unique()
+    return str(sources[0]) if len(sources) else None
+
+
+def conflict_error(clash: pd.DataFrame) -> DataError:
+    """The one-line refusal of a build whose texts are stored from another source."""
+    first = clash.iloc[0]
+    return DataError(
+        f"{len(clash)} item(s) to build are already in the VIDB from another source, e.g. "
+        f"{first['value']}: {str(first['text'])[:50]!r} from {first['source']!r}; a build "
+        "never replaces them unasked",
+        hint="pass --on-conflict skip (keep the stored items), keep (store both) or replace "
+        "(overwrite them); nothing was built or stored")
+
+
+def usable_items(frame: pd.DataFrame) -> tuple[Any, dict[str, int]]:
+    """Which items may serve as anchors or refit data, and why the others may not.
+
+    Simulated items (``source_kind == "simulation"``) and items flagged
+    :data:`UNRELIABLE_FLAGS` are kept apart.
+
+    Returns:
+        A boolean mask over ``frame``'s rows and ``{reason: count}`` of the rows left out.
+    """
+    import numpy as np
+
+    kinds = (frame["source_kind"].astype(str) if "source_kind" in frame
+             else np.full(len(frame), "", dtype=object))
+    flags = (frame["flags"].fillna("").astype(str) if "flags" in frame
+             else np.full(len(frame), "", dtype=object))
+    keep = np.ones(len(frame), dtype=bool)
+    reasons: dict[str, int] = {}
+    checks = [("simulated item(s)", np.asarray(kinds == "simulation", dtype=bool)),
+              ("item(s) of a build at chance", np.asarray(
+                  [("at_chance" in f.split(",")) for f in flags], dtype=bool)),
+              ("low-confidence item(s)", np.asarray(
+                  [("low_confidence" in f.split(",")) for f in flags], dtype=bool))]
+    for reason, mask in checks:
+        hit = keep & mask
+        if hit.any():
+            reasons[reason] = int(hit.sum())
+        keep &= ~mask
+    return keep, reasons
+
+
 def load_vidb(
     source: str | os.PathLike[str] | pd.DataFrame = "seed",
     *,
@@ -363,7 +517,10 @@ def load_vidb(
     """Load a VIDB as a DataFrame with the canonical columns.
 
     Args:
-        source: ``"seed"`` (bundled), ``"workspace"`` (the workspace's store), a file path
+        source: ``"seed"`` (bundled), ``"workspace"`` (the workspace's store without
+            simulated and unreliable items, see :func:`usable_items`; how many were left out
+            and why is in ``result.attrs["skipped"]``), ``"workspace:all"`` (every stored
+            item), a file path
             (CSV/JSONL/Parquet with ``text``, ``value``, ``intensity`` or mapped columns), a
             folder of such files (a file without a value column belongs to the value its
             name names, as in the published VIDB's ``{value}_{theory}_flag_aggregated.csv``),
@@ -381,13 +538,23 @@ def load_vidb(
 
     if isinstance(source, str) and source == "seed":
         return load_seed(values)
-    if isinstance(source, str) and source == "workspace":
+    if isinstance(source, str) and source in ("workspace", WORKSPACE_ALL):
         if workspace is None:
-            from valueflow.workspace import open_workspace
+            from valueflow.workspace import default_workspace_path, open_workspace
 
-            with open_workspace() as ws:
-                return VIDBStore(ws).to_frame(values)
-        return VIDBStore(workspace).to_frame(values)
+            if not default_workspace_path().exists():
+                df = _empty_frame()
+                df.attrs["skipped"] = {}
+                return df
+            with open_workspace(read_only=True) as ws:
+                return load_vidb(source, values=values, workspace=ws)
+        df = VIDBStore(workspace).to_frame(values)
+        skipped: dict[str, int] = {}
+        if source == "workspace":
+            keep, skipped = usable_items(df)
+            df = df[keep].reset_index(drop=True)
+        df.attrs["skipped"] = skipped
+        return df
     columns = {k: v for k, v in (("intensity", intensity_column), ("text", text_column),
                                  ("value", value_column)) if v}
     if isinstance(source, str | os.PathLike):
