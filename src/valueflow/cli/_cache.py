@@ -19,12 +19,17 @@ def cache() -> None:
 @cache.command("stats")
 @json_option
 def stats_cmd(as_json: bool) -> None:
-    """Cached entries and lifetime usage (calls, hits, tokens, retries) per backend and model."""
+    """Cached entries and lifetime usage (calls, hits, tokens, retries) per backend and model
+    (reads only; works while another process writes the workspace)."""
     from valueflow.llm import LLMCache
 
-    ws = open_cli_workspace()
+    ws = open_cli_workspace(read_only=True)
     try:
-        rows = LLMCache(ws).stats()
+        # A workspace that never cached a call has no cache tables yet: nothing to migrate.
+        rows = LLMCache(ws).stats() if ws.schema_version("llm") else []
+        if ws.snapshot is not None:
+            click.echo("note: another process is writing the workspace; these are its "
+                       "numbers as of its last checkpoint", err=True)
     finally:
         ws.close()
     if as_json:

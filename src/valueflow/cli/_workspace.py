@@ -15,20 +15,23 @@ def workspace() -> None:
 @workspace.command("info")
 @json_option
 def info(as_json: bool) -> None:
-    """Path, schema versions and row counts of every table."""
-    with open_cli_workspace() as ws:
+    """Path, schema versions and row counts of every table (reads only; works while
+    another process writes the workspace, from its last checkpoint)."""
+    with open_cli_workspace(read_only=True) as ws:
         versions = ws.query_df(
             "SELECT component, max(version) AS version FROM schema_migrations GROUP BY 1 ORDER BY 1"
         )
         tables = [r[0] for r in ws.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
-            "ORDER BY 1").fetchall()]
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' ORDER BY 1").fetchall()]
         counts = {t: int(ws.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]) for t in tables}
         data = {
             "path": ws.path,
             "schema": dict(zip(versions["component"], versions["version"].astype(int), strict=True)),
             "tables": counts,
+            "snapshot": ws.snapshot is not None,
         }
+        _snapshot_note(ws)
     if as_json:
         echo_json(data)
         return
@@ -39,6 +42,12 @@ def info(as_json: bool) -> None:
         click.echo(f"  {t}: {n} rows")
 
 
+def _snapshot_note(ws: object) -> None:
+    if getattr(ws, "snapshot", None) is not None:
+        click.echo("note: another process is writing the workspace; this is its state as of "
+                   "its last checkpoint", err=True)
+
+
 @workspace.command("runs")
 @click.option("--kind", default=None, help="Only runs of this kind (score, steer, vidb-build...).")
 @json_option
@@ -46,8 +55,9 @@ def runs(kind: str | None, as_json: bool) -> None:
     """Recorded runs with their full specs, newest first."""
     import json
 
-    with open_cli_workspace() as ws:
+    with open_cli_workspace(read_only=True) as ws:
         df = ws.runs(kind)
+        _snapshot_note(ws)
     rows = [
         {**{k: (str(v) if k.endswith("_at") else v) for k, v in r.items() if k != "spec"},
          "spec": json.loads(r["spec"])}

@@ -3,6 +3,8 @@
 from valueflow.workspace._migrations import Migration, register_migrations
 from valueflow.workspace._workspace import (
     ENV_VAR,
+    FORMAT_VERSION,
+    MARKER_TABLE,
     Workspace,
     default_workspace_path,
     open_workspace,
@@ -10,6 +12,8 @@ from valueflow.workspace._workspace import (
 
 __all__ = [
     "ENV_VAR",
+    "FORMAT_VERSION",
+    "MARKER_TABLE",
     "Migration",
     "Workspace",
     "default_workspace_path",
