@@ -69,18 +69,33 @@ def train(base: str, out: str, source: str, mode: str, head_input: str | None,
               help="Also save the table as Markdown.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Also save a bar chart of the metrics (.png, .svg, .pdf).")
+@click.option("--overwrite", is_flag=True, help="Replace --csv/--markdown/--plot files.")
 @json_option
 def evaluate(models: tuple[str, ...], source: str, holdout: float | None, seed: int | None,
              csv_path: str | None, md_path: str | None, plot_path: str | None,
-             as_json: bool) -> None:
+             overwrite: bool, as_json: bool) -> None:
     """Evaluate models on the held-out split, side by side with the untrained base.
 
     The split defaults to the one the (first) trained model was trained with, so its
     held-out texts really are unseen; a different --seed or --holdout is warned about.
     """
-    from valueflow.embed import HiVESEvaluator, load_hives
-    from valueflow.vidb import load_vidb
+    from pathlib import Path
 
+    from valueflow.embed import HiVESEvaluator, load_hives
+    from valueflow.errors import ConfigError
+    from valueflow.tables import PLOT_EXTENSIONS, atomic_output, check_output
+    from valueflow.vidb import load_vidb
+    from valueflow.workspace import default_workspace_path
+
+    inputs = [str(default_workspace_path()),
+              None if source in ("seed", "workspace", "workspace:all") else source]
+    outputs = [(opt, p, ext) for opt, p, ext in (
+        ("--csv", csv_path, (".csv",)), ("--markdown", md_path, (".md", ".markdown", ".txt")),
+        ("--plot", plot_path, PLOT_EXTENSIONS)) if p]
+    for opt, p, ext in outputs:
+        check_output(p, overwrite=overwrite, inputs=inputs, extensions=ext, option=opt)
+    if len({Path(p).resolve() for _, p, _ in outputs}) < len(outputs):
+        raise ConfigError("two output options name the same file")
     names = ["base", *[m for m in models if m != "base"]]
     loaded = [load_hives(m) for m in names]
     trained = [(n, m.meta) for n, m in zip(names, loaded, strict=True) if "split_seed" in m.meta]
@@ -96,15 +111,18 @@ def evaluate(models: tuple[str, ...], source: str, holdout: float | None, seed: 
     ev = HiVESEvaluator(load_vidb(source), holdout=holdout, seed=seed)
     table = ev.compare(loaded, names)
     if csv_path:
-        table.to_csv(csv_path)
+        with atomic_output(csv_path) as tmp:
+            table.to_csv(tmp)
     if md_path:
-        with open(md_path, "w", encoding="utf-8") as fh:
-            fh.write(table.round(4).to_markdown() if _has_tabulate() else table.round(4).to_string())
-            fh.write(f"\n\nprimary metric: {ev.primary_metric}\n")
+        body = table.round(4).to_markdown() if _has_tabulate() else table.round(4).to_string()
+        with atomic_output(md_path) as tmp:
+            tmp.write_text(f"{body}\n\nprimary metric: {ev.primary_metric}\n",
+                           encoding="utf-8")
     if plot_path:
         from valueflow.embed import plot_evaluation
 
-        plot_evaluation(table, plot_path, ev.primary_metric)
+        with atomic_output(plot_path) as tmp:
+            plot_evaluation(table, str(tmp), ev.primary_metric)
     if as_json:
         echo_json({"primary_metric": ev.primary_metric, "metrics": table.to_dict()})
         return

@@ -21,21 +21,38 @@ from valueflow.cli._common import echo_json, json_option, open_cli_workspace
               "items, else the bundled seed), seed, workspace, or a VIDB file or folder.")
 @click.option("--intensity-column", default=None, help="Intensity column of a --vidb file.")
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--overwrite", is_flag=True, help="Replace --out/--plot files that exist.")
 @json_option
 def profile(input_path: str, text_column: str, group_column: str | None,
             values: tuple[str, ...], out: str | None, plot: str | None, vidb_source: str,
-            intensity_column: str | None, seed: int, as_json: bool) -> None:
+            intensity_column: str | None, seed: int, overwrite: bool, as_json: bool) -> None:
     """Value profile of the texts in INPUT: mean intensity per value with a 90% interval.
 
     Texts are scored by the local scorer (by default trained on the seed VIDB, not on
     measured judgments; with --vidb, refitted on that VIDB); the interval is a bootstrap
-    over the group's texts.
+    over the group's texts. A group of one text has no interval (n/a): one text says
+    nothing about how the group's texts vary.
     """
+    from pathlib import Path
+
     from valueflow.embed import load_local_scorer, plot_profile, value_profile
     from valueflow.embed._io import read_input
+    from valueflow.errors import ConfigError
     from valueflow.evaluate._anchors import user_vidb_frame
+    from valueflow.tables import PLOT_EXTENSIONS, atomic_output, check_output
     from valueflow.theories import evaluation_values, resolve_value
+    from valueflow.workspace import default_workspace_path
 
+    inputs = [input_path, str(default_workspace_path()),
+              None if vidb_source in ("auto", "seed", "workspace", "workspace:all")
+              else vidb_source]
+    if out:
+        check_output(out, overwrite=overwrite, inputs=inputs)
+    if plot:
+        check_output(plot, overwrite=overwrite, inputs=inputs, extensions=PLOT_EXTENSIONS,
+                     option="--plot")
+    if out and plot and Path(out).resolve() == Path(plot).resolve():
+        raise ConfigError("--out and --plot name the same file")
     df = read_input(input_path, text_column, group_column)
     nodes = [resolve_value(v) for v in values] if values else evaluation_values()
     from valueflow.workspace import default_workspace_path
@@ -43,8 +60,8 @@ def profile(input_path: str, text_column: str, group_column: str | None,
     if vidb_source == "seed" or (vidb_source == "auto"
                                  and not default_workspace_path().exists()):
         user = None
-    elif vidb_source in ("auto", "workspace"):
-        with open_cli_workspace() as ws:
+    elif vidb_source in ("auto", "workspace", "workspace:all"):
+        with open_cli_workspace(read_only=True) as ws:
             user = user_vidb_frame(vidb_source, nodes, workspace=ws)
     else:
         user = user_vidb_frame(vidb_source, nodes, intensity_column=intensity_column)
@@ -53,12 +70,19 @@ def profile(input_path: str, text_column: str, group_column: str | None,
     groups = df[group_column].tolist() if group_column else None
     prof = value_profile(df[text_column].tolist(), groups, scorer=scorer,
                          values=list(values) or None, seed=seed)
+    # A bootstrap over one text has zero width: that would claim certainty it lacks.
+    single = prof["n_texts"] < 2
+    prof.loc[single, ["low", "high"]] = float("nan")
     if out:
         from valueflow.tables import write_table
 
         write_table(prof, out)
     if plot:
-        plot_profile(prof, plot)
+        drawn = prof.copy()  # a group of one text: a dot without a whisker
+        drawn.loc[single, "low"] = drawn.loc[single, "intensity"]
+        drawn.loc[single, "high"] = drawn.loc[single, "intensity"]
+        with atomic_output(plot) as tmp:
+            plot_profile(drawn, str(tmp))
     if as_json:
         echo_json({"scorer": scorer.description, "profile": prof.to_dict(orient="records")})
         return
@@ -71,8 +95,14 @@ def profile(input_path: str, text_column: str, group_column: str | None,
         for c in ("value", "intensity", "90% interval"):
             t.add_column(c, justify="left" if c == "value" else "right")
         for r in sub.itertuples():
-            t.add_row(str(r.value), f"{r.intensity:+.2f}", f"[{r.low:+.2f}, {r.high:+.2f}]")
+            low, high = float(r.low), float(r.high)  # type: ignore[arg-type]
+            interval = "n/a" if low != low else f"[{low:+.2f}, {high:+.2f}]"
+            t.add_row(str(r.value), f"{r.intensity:+.2f}", interval)
         console.print(t)
+    if single.any():
+        n_groups = prof.loc[single, "group"].nunique()
+        console.print(f"[dim]{n_groups} group(s) of one text: no interval (n/a); a profile "
+                      "interval needs at least 2 texts[/dim]")
     console.print(f"[dim]{scorer.description}[/dim]")
     if out:
         console.print(f"saved {out}")

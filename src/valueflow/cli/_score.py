@@ -96,6 +96,7 @@ def load_truth(path: str) -> dict[str, float]:
 @click.option("--dry-run", is_flag=True, help="Print the judge calls and tokens, then stop.")
 @click.option("--run-id", default=None, help="Name (or resume) the run in the workspace.")
 @click.option("--no-progress", is_flag=True, help="No progress display.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @json_option
 def score(input_path: str | None, values: tuple[str, ...], value_column: str | None,
           judge: str, vidb_source: str, intensity_column: str | None, text_column: str,
@@ -103,7 +104,7 @@ def score(input_path: str | None, values: tuple[str, ...], value_column: str | N
           example: bool, seed: int, sim_truth: str | None, sim_beta: float, sim_seed: int,
           base_url: tuple[str, ...], max_concurrency: int | None, paraphrase: int,
           no_cache: bool, dry_run: bool, run_id: str | None, no_progress: bool,
-          as_json: bool) -> None:
+          overwrite: bool, as_json: bool) -> None:
     """Score how strongly each text in INPUT expresses a value, from -10 to 10.
 
     INPUT is a CSV, JSONL or Parquet file with a `text` column; its other columns are
@@ -128,9 +129,14 @@ def score(input_path: str | None, values: tuple[str, ...], value_column: str | N
         raise ConfigError("no value to score", hint="--value benevolence (repeatable), or "
                           "--value-column COLUMN to read each row's value")
     if out is not None:
-        from valueflow.tables import table_format
+        from valueflow.tables import check_output
+        from valueflow.workspace import default_workspace_path
 
-        table_format(out)  # a bad extension fails now, not after the judge calls
+        # A bad path fails now, not after the judge calls.
+        check_output(out, overwrite=overwrite or dry_run, inputs=[
+            input_path, sim_truth, str(default_workspace_path()),
+            vidb_source if vidb_source not in ("auto", "seed", "workspace", "workspace:all")
+            else None])
     frame = read_table(example_path() if example else str(input_path))
     if sim_truth is not None and judge != "sim":
         raise ConfigError("--sim-truth is only used with --judge sim")

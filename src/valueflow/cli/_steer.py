@@ -85,17 +85,21 @@ def run_cmd(config: str, models: tuple[str, ...], base_url: str | None, judge: s
 @click.option("--run", "run_id", default=None, help="Run id (default: the latest steering run).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write every table as CSV (and findings.txt) into this folder.")
-@click.option("--n-boot", type=int, default=1000, show_default=True,
+@click.option("--n-boot", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Bootstrap resamples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--overwrite", is_flag=True, help="Replace the files of an earlier --out.")
 @json_option
 def analyze_cmd(run_id: str | None, out_dir: str | None, n_boot: int, seed: int,
-                as_json: bool) -> None:
+                overwrite: bool, as_json: bool) -> None:
     """Shifts Δ with intervals, value types, refusals and composition of a steering run."""
-    from valueflow.analysis import analyze
+    from valueflow.analysis import SteeringAnalysis, analyze
     from valueflow.steer import load_results
-    from valueflow.tables import write_table
+    from valueflow.tables import atomic_output, check_output_folder, write_table
 
+    out_files = [f"{name}.csv" for name in SteeringAnalysis.TABLES] + ["findings.txt"]
+    if out_dir:
+        check_output_folder(out_dir, out_files, overwrite=overwrite)
     with open_cli_workspace(read_only=True) as ws:
         results = load_results(ws, run_id)
     analysis = analyze(results, n_boot=n_boot, seed=seed)
@@ -103,7 +107,8 @@ def analyze_cmd(run_id: str | None, out_dir: str | None, n_boot: int, seed: int,
         d = Path(out_dir)
         for name, df in analysis.tables().items():
             write_table(df, d / f"{name}.csv")
-        (d / "findings.txt").write_text("\n".join(analysis.findings) + "\n", encoding="utf-8")
+        with atomic_output(d / "findings.txt") as tmp:
+            tmp.write_text("\n".join(analysis.findings) + "\n", encoding="utf-8")
     if as_json:
         echo_json(analysis.to_dict())
         return

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
 from valueflow.cli._common import echo_json, json_option, open_cli_workspace
+
+STUDY_FILES = ("scores.csv", "metrics.csv", "judge_stability.png")
+"""The files ``study judges`` writes into its --out folder."""
 
 
 @click.group()
@@ -43,22 +45,26 @@ def study() -> None:
               help="Rating noise of sim judges.")
 @click.option("--base-url", multiple=True, help="Server URL for openai/ judges; repeatable.")
 @click.option("--no-progress", is_flag=True)
+@click.option("--overwrite", is_flag=True,
+              help="Replace the files of an earlier study in the --out folder.")
 @click.option("--dry-run", is_flag=True,
               help="Print the judge calls and tokens the study would spend, call nothing.")
 @json_option
 def judges_(data_path: str, data_value: str | None, intensity_column: str | None,
             judges: tuple[str, ...], paraphrases: int, vidb_source: str,
             k: int, m: int, design: str, out_dir: str, seed: int, sim_truth: str | None,
-            sim_noise: float, base_url: tuple[str, ...], no_progress: bool, dry_run: bool,
-            as_json: bool) -> None:
+            sim_noise: float, base_url: tuple[str, ...], no_progress: bool, overwrite: bool,
+            dry_run: bool, as_json: bool) -> None:
     """Judge stability of ranking vs rating: variance and range across judges, sign flips,
     change under prompt paraphrase, sign and pairwise accuracy against the reference.
     """
     from valueflow.evaluate import plot_judge_stability, study_judges
     from valueflow.evaluate._stability import METRICS, PAPER_TABLE
-    from valueflow.tables import write_table
+    from valueflow.tables import check_output_folder, write_table
     from valueflow.vidb import load_vidb
 
+    if not dry_run:
+        check_output_folder(out_dir, STUDY_FILES, overwrite=overwrite)
     data = load_vidb(data_path, value=data_value, intensity_column=intensity_column)
     truth = None
     if sim_truth is not None:
@@ -92,7 +98,7 @@ def judges_(data_path: str, data_value: str | None, intensity_column: str | None
             design=design,  # type: ignore[arg-type]
             workspace=ws, seed=seed, progress=not no_progress and sys.stderr.isatty(),
             sim_truth=truth, sim_noise=sim_noise, judge_options=opts)
-    out = Path(out_dir)
+    out = check_output_folder(out_dir, STUDY_FILES, overwrite=True)  # still writable
     write_table(scores, out / "scores.csv")
     write_table(metrics.reset_index(), out / "metrics.csv")
     plot = plot_judge_stability(metrics, out / "judge_stability.png")
