@@ -111,7 +111,7 @@ def test_cli_runs_unchanged_against_an_openai_compatible_server(tmp_path, monkey
     from valueflow.llm.testing import FakeOpenAIServer
     from valueflow.steer import _runner
 
-    monkeypatch.setattr(_runner, "_build_judge", lambda cfg: scorer)
+    monkeypatch.setattr(_runner, "_build_judge", lambda cfg, ws=None: scorer)
     monkeypatch.setenv("VALUEFLOW_WORKSPACE", str(tmp_path / "ws.duckdb"))
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({**CFG, "models": ["llamacpp/smollm2"], "samples": 1}))

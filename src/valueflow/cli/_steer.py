@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -57,6 +58,7 @@ def run_cmd(config: str, models: tuple[str, ...], base_url: str | None, judge: s
                                echo=None if as_json else lambda m: click.echo(m, err=True))
     if as_json:
         echo_json(summary)
+        _exit_unless_done(summary)
         return
     click.echo(f"run {summary['run_id']}: {summary['conditions']} conditions × "
                f"{summary['queries']} queries = {summary['trials_per_model']} answers per model")
@@ -76,9 +78,38 @@ def run_cmd(config: str, models: tuple[str, ...], base_url: str | None, judge: s
         click.echo(f"  scoring: up to {sc.get('pairs_upper_bound_per_model')} (answer, value) "
                    f"pairs per model with judge {sc.get('judge')}")
     else:
-        click.echo(f"  scores: {sc.get('scored', 0)} new, {sc.get('reused', 0)} reused "
+        failed = f", {sc['failed']} failed" if sc.get("failed") else ""
+        click.echo(f"  scores: {sc.get('scored', 0)} new, {sc.get('reused', 0)} reused{failed} "
                    f"(judge {sc.get('judge')}); status {summary['status']}")
-        click.echo("next: valueflow steer analyze   or   valueflow report --out report.html")
+        if summary["status"] == "done":
+            click.echo("next: valueflow steer analyze   or   valueflow report --out report.html")
+        _exit_unless_done(summary)
+
+
+def _exit_unless_done(summary: dict[str, Any]) -> None:
+    """Exit 3 (partial) or 4 (failed) with the last error, after the summary is shown."""
+    from valueflow.errors import IncompleteRunError, RunFailedError
+
+    status = summary.get("status")
+    if status in ("done", "dry-run", None):
+        return
+    sc = summary.get("scores", {})
+    gen_failed = sum(m.get("failed", 0) for m in summary["models"].values())
+    errors = [m["last_error"] for m in summary["models"].values() if m.get("last_error")]
+    if sc.get("last_error"):
+        errors.append(f"judge: {sc['last_error']}")
+    parts = []
+    if gen_failed:
+        parts.append(f"{gen_failed} answer(s) not generated")
+    if sc.get("failed"):
+        parts.append(f"{sc['failed']} (answer, value) pair(s) not scored")
+    what = " and ".join(parts) or "nothing usable"
+    last = f"; last error: {errors[-1]}" if errors else ""
+    hint = ("what failed is not stored as final: fix the cause and run the same command "
+            "again to retry only that")
+    cls = RunFailedError if status == "failed" else IncompleteRunError
+    raise cls(f"run {summary['run_id']} is {status}: {what}{last}", hint=hint,
+              run_id=summary["run_id"])
 
 
 @steer.command("analyze")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -33,7 +34,10 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         try:
             return await coro
         finally:
-            await close_loop_transports()
+            # No loop is running when the coroutine is closed after an interrupt that
+            # escaped the loop: its connections go with the loop then.
+            with contextlib.suppress(RuntimeError):
+                await close_loop_transports()
 
     try:
         asyncio.get_running_loop()

@@ -203,6 +203,9 @@ class SteeringConfig(_Strict):
         if isinstance(v, str):
             v = [v]
         if isinstance(v, list):
+            if not v:
+                raise ValueError("name at least one model to steer (e.g. models: "
+                                 "[llamacpp/smollm2]), or leave `models` out for the default")
             return [{"spec": m} if isinstance(m, str) else m for m in v]
         return v
 
@@ -336,17 +339,18 @@ def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> SteeringConf
                               hint="write one with `valueflow steer init`")
         try:
             data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where} is not a text file (not UTF-8); a steering config "
+                              "is YAML", hint="write one with `valueflow steer init`") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"cannot parse {where} as YAML: {exc}") from exc
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"cannot parse {where} as YAML: {first}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {where}: {exc.strerror or exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{where} must hold a mapping of settings, got "
                               f"{type(data).__name__}")
-        prof = data.get("profile")
-        if isinstance(prof, dict) and prof.get("path") and not os.path.isabs(prof["path"]):
-            # relative to the config file, so a config travels with its profile
-            cand = p.parent / prof["path"]
-            if cand.exists():
-                prof["path"] = str(cand)
+        _paths_from_config_folder(data, p.parent)
     try:
         cfg = SteeringConfig.model_validate(data)
     except ValidationError as exc:
@@ -354,6 +358,29 @@ def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> SteeringConf
     cfg.validate_design()
     cfg.labels()
     return cfg
+
+
+def _paths_from_config_folder(data: dict[str, Any], folder: Path) -> None:
+    """Relative file paths in a config name files next to it (profile, query sets, VIDBs),
+    so a config travels with its files; a path that is not there is left as written."""
+
+    def rebase(path: Any) -> Any:
+        if not isinstance(path, str) or not path or os.path.isabs(path):
+            return path
+        cand = folder / path
+        return str(cand) if cand.exists() else path
+
+    prof = data.get("profile")
+    if isinstance(prof, dict) and prof.get("path"):
+        prof["path"] = rebase(prof["path"])
+    queries = data.get("queries")
+    if isinstance(queries, dict) and isinstance(queries.get("sets"), list):
+        queries["sets"] = [s if s == "default" else rebase(s) for s in queries["sets"]]
+    for section in ("user_text", "judge"):
+        sub = data.get(section)
+        if isinstance(sub, dict) and sub.get("vidb") not in (None, "auto", "seed",
+                                                              "workspace"):
+            sub["vidb"] = rebase(sub["vidb"])
 
 
 def apply_overrides(cfg: SteeringConfig, *, models: list[str] | None = None,

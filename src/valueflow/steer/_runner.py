@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -109,12 +110,16 @@ def plan_steering(cfg: SteeringConfig) -> Plan:
                                       word_limit=gen.word_limit,
                                       instruction_role=gen.instruction_role)
                 trials.append(Trial(c, q, s, tuple(msgs)))
-    spec = {
+    from valueflow._redact import redact_credentials
+
+    # Base URLs may carry user:password: the recorded spec (and so the run id, the report)
+    # never does.
+    spec = redact_credentials({
         "config": cfg.model_dump(mode="json"),
         "values": values,
         "queries": [q.id for q in queries],
         "conditions": [c.id for c in conditions],
-    }
+    })
     return Plan(cfg, conditions, queries, trials, values, spec)
 
 
@@ -145,13 +150,33 @@ def _build_backend(m: Any, cfg: SteeringConfig) -> Backend:
     return get_backend(m.spec, **opts)
 
 
-def _build_judge(cfg: SteeringConfig) -> Any:
+def _build_judge(cfg: SteeringConfig, workspace: Workspace | None = None) -> Any:
+    """The judge of ``cfg`` with its options split between the judge and its LLM backend
+    (``judge: {spec: openai/<m>, options: {base_url: ..., api_key_env: ...}}``); a bad
+    option is a one-line error. LLM calls are cached in ``workspace``."""
     try:
-        from valueflow.judges import make_judge
+        from valueflow.judges import judge_from_options
     except ImportError as exc:
         raise ConfigError(f"cannot build judge {cfg.judge.spec!r}: the judges package is not "
                           f"available ({exc})") from exc
-    return make_judge(cfg.judge.spec, **cfg.judge.options)
+    return judge_from_options(cfg.judge.spec, cfg.judge.options, workspace=workspace)
+
+
+def _check_judge_options(cfg: SteeringConfig) -> None:
+    """A dry run's check of the judge settings, without loading a local model."""
+    spec = cfg.judge.spec.strip()
+    if spec == "local":
+        bad = sorted(set(cfg.judge.options) - {"local_path"})
+        if bad:
+            raise ConfigError(f"judge 'local' does not take the option {bad[0]!r}",
+                              hint="backend options such as base_url are for LLM judges")
+        return
+    if spec == "sim" or spec.startswith("sim/"):
+        return  # needs a truth table, which a config cannot hold; built when scoring
+    judge = _build_judge(cfg)
+    client = getattr(judge, "client", None)
+    if client is not None:
+        client.close()
 
 
 def _is_direct(judge: Any) -> bool:
@@ -184,6 +209,10 @@ def run_steering(
         A summary: run id, per-model counts (trials, reused, generated, failed, refusals),
         scores made and reused, and for a dry run the cost estimate.
     """
+    import asyncio
+
+    from valueflow.errors import BackendError, IncompleteRunError, RunFailedError
+
     say = echo or (lambda _m: None)
     plan = plan_steering(cfg)
     labels = cfg.labels()
@@ -194,28 +223,69 @@ def run_steering(
     summary: dict[str, Any] = {"run_id": run_id, "dry_run": dry_run,
                                "conditions": len(plan.conditions), "queries": len(plan.queries),
                                "trials_per_model": len(plan.trials), "models": {}}
-    if not dry_run:
-        workspace.start_run(RUN_KIND, plan.spec, run_id=run_id)
+    if dry_run:
+        if judge is None:
+            _check_judge_options(cfg)
+        summary["models"] = _generate_all(plan, labels, store, workspace, run_id, backends,
+                                          True, progress, say)
+        summary["scores"] = _score_all(plan, store, workspace, run_id, judge, judge_name,
+                                       True, progress, say)
+        summary["status"] = "dry-run"
+        return summary
+    # The judge is built (its settings checked) before any answer is paid for.
+    own_judge = judge is None
+    if own_judge:
+        judge = _build_judge(cfg, workspace)
+    workspace.start_run(RUN_KIND, plan.spec, run_id=run_id)
     status = "failed"
     try:
-        per_model = _generate_all(plan, labels, store, workspace, run_id, backends, dry_run,
-                                  progress, say)
+        per_model = _generate_all(plan, labels, store, workspace, run_id, backends, False,
+                                  progress, say, judge=judge)
         summary["models"] = per_model
         summary["scores"] = _score_all(plan, store, workspace, run_id, judge, judge_name,
-                                       dry_run, progress, say)
-        status = "done" if not any(m.get("failed") for m in per_model.values()) else "partial"
+                                       False, progress, say)
+        status = _status(per_model, summary["scores"])
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        status = "interrupted"
+        raise
+    except BackendError as exc:  # a server that cannot be reached stopped the run
+        raise RunFailedError(f"steering run {run_id} stopped: {exc.message}",
+                             hint=exc.hint or "answers and scores so far are saved; run the "
+                             "same command again to resume", run_id=run_id) from exc
+    except IncompleteRunError as exc:  # the judge stopped (scoring raises it with the cause)
+        raise RunFailedError(f"steering run {run_id} stopped: {exc.message}",
+                             hint=exc.hint, run_id=run_id) from exc
     finally:
-        if not dry_run:
-            workspace.finish_run(run_id, status)
-    summary["status"] = status if not dry_run else "dry-run"
+        workspace.finish_run(run_id, status)
+        client = getattr(judge, "client", None) if own_judge else None
+        if client is not None:
+            client.close()
+    summary["status"] = status
     return summary
+
+
+def _status(per_model: dict[str, Any], scores: dict[str, Any]) -> str:
+    """``done``; ``partial`` when some answers or scores failed; ``failed`` when no answer,
+    or no score, is usable at all."""
+    answers = sum(m.get("trials", 0) for m in per_model.values())
+    usable = sum(m.get("reused", 0) + m.get("generated", 0) for m in per_model.values())
+    failed_gen = sum(m.get("failed", 0) for m in per_model.values())
+    ok_scores = scores.get("scored", 0) + scores.get("reused", 0)
+    failed_scores = scores.get("failed", 0)
+    if (answers and not usable) or (failed_scores and not ok_scores):
+        return "failed"
+    return "partial" if failed_gen or failed_scores else "done"
 
 
 def _generate_all(plan: Plan, labels: list[str], store: SteerStore, workspace: Workspace,
                   run_id: str, backends: dict[str, Backend] | None, dry_run: bool,
-                  progress: bool, say: Callable[[str], None]) -> dict[str, Any]:
+                  progress: bool, say: Callable[[str], None], *, judge: Any = None
+                  ) -> dict[str, Any]:
     """Generate every model's missing answers; the models run at the same time, so a run
-    over several servers keeps all of them busy (each model keeps its own concurrency)."""
+    over several servers keeps all of them busy (each model keeps its own concurrency).
+
+    Before any answer is generated, an LLM ``judge``'s server gets one small request: a
+    judge that cannot be reached stops the run before generation is paid for."""
     import asyncio
 
     from valueflow.llm import LLMClient, run_sync
@@ -240,13 +310,15 @@ def _generate_all(plan: Plan, labels: list[str], store: SteerStore, workspace: W
         jobs.append((label, backend, reqs, keys, todo, len(have)))
     if not jobs:
         return out
+    if any(job[4] for job in jobs):
+        _check_judge_reachable(judge, say)
     # One progress bar at a time: with several models at once, progress is the
     # per-chunk "answers stored" lines.
     bars = progress and len(jobs) == 1
 
     async def one(label: str, backend: Backend, reqs: list[Any], keys: list[str],
                   todo: list[int], n_have: int) -> None:
-        generated = failed = refusals = 0
+        generated = failed = refusals = recovered = 0
         errors: list[str] = []
         with LLMClient(backend, workspace, run_id=run_id,
                        max_concurrency=cfg.generation.max_concurrency) as client:
@@ -259,6 +331,9 @@ def _generate_all(plan: Plan, labels: list[str], store: SteerStore, workspace: W
                         failed += 1
                         errors.append(str(res.error))
                         continue
+                    # An answer from the call cache was paid for by an earlier run that
+                    # stopped before storing it (killed): it is reused, not generated.
+                    recovered += bool(res.cached)
                     t = plan.trials[i]
                     refused = is_refusal(res.text)
                     refusals += refused
@@ -274,9 +349,12 @@ def _generate_all(plan: Plan, labels: list[str], store: SteerStore, workspace: W
                 store.add_generations(rows, run_id)
                 generated += len(rows)
                 say(f"{label}: {n_have + generated}/{len(keys)} answers stored")
-        out[label].update(generated=generated, failed=failed, refusals_new=refusals)
+        out[label].update(generated=generated - recovered,
+                          reused=out[label]["reused"] + recovered, failed=failed,
+                          refusals_new=refusals)
         if errors:
             out[label]["first_error"] = errors[0]
+            out[label]["last_error"] = errors[-1]
 
     async def all_models() -> None:
         try:
@@ -288,6 +366,18 @@ def _generate_all(plan: Plan, labels: list[str], store: SteerStore, workspace: W
 
     run_sync(all_models())
     return out
+
+
+def _check_judge_reachable(judge: Any, say: Callable[[str], None]) -> None:
+    """One small request to an LLM judge's server (no-op for local judges)."""
+    backend: Any = getattr(getattr(judge, "client", None), "backend", None)
+    ping = getattr(backend, "ping", None)
+    if backend is None or ping is None:
+        return
+    from valueflow.llm import run_sync
+
+    say(f"checking that judge {backend.spec} answers before generating")
+    run_sync(ping())
 
 
 def _score_all(plan: Plan, store: SteerStore, workspace: Workspace, run_id: str, judge: Any,
@@ -315,29 +405,41 @@ def _score_all(plan: Plan, store: SteerStore, workspace: Workspace, run_id: str,
             else:
                 need.setdefault(v, []).append((key, str(text)))
     total = sum(len(x) for x in need.values())
-    info: dict[str, Any] = {"judge": judge_name, "reused": reused, "scored": 0}
+    info: dict[str, Any] = {"judge": judge_name, "reused": reused, "scored": 0, "failed": 0}
     if not total:
         return info
     if judge is None:
-        judge = _build_judge(cfg)
+        judge = _build_judge(cfg, workspace)
     say(f"scoring {total} (answer, value) pairs with judge {judge_name}")
+    from valueflow.judges import long_text_note
     from valueflow.theories import resolve_value
 
+    if hasattr(judge, "client"):
+        note = long_text_note([t for items in need.values() for _, t in items])
+        if note:
+            say(note)
     for value, items in need.items():
         node = resolve_value(value)
         for start in range(0, len(items), 512):
             part = items[start:start + 512]
-            scores = _score_texts([t for _, t in part], node, judge, cfg, workspace, progress)
-            store.add_scores([(k, value, judge_name, *s) for (k, _), s in
-                              zip(part, scores, strict=True)])
-            info["scored"] += len(part)
+            scores, last_error = _score_texts([t for _, t in part], node, judge, cfg,
+                                              workspace, progress)
+            # A judge failure is not a score: it is not stored, so a rerun asks again.
+            good = [(k, value, judge_name, *sc) for (k, _), sc in zip(part, scores, strict=True)
+                    if math.isfinite(sc[0])]
+            store.add_scores(good)
+            info["scored"] += len(good)
+            info["failed"] += len(part) - len(good)
+            if len(good) < len(part) and last_error:
+                info["last_error"] = last_error
     return info
 
 
 def _score_texts(texts: Sequence[str], node: Any, judge: Any, cfg: SteeringConfig,
                  workspace: Workspace, progress: bool
-                 ) -> list[tuple[float, float, float, int, int]]:
-    """(intensity, low, high, n_windows, n_failures) per text."""
+                 ) -> tuple[list[tuple[float, float, float, int, int]], str | None]:
+    """(intensity, low, high, n_windows, n_failures) per text (intensity NaN where the
+    judge gave nothing usable), and the judge's last error."""
     if _is_direct(judge):
         import numpy as np
 
@@ -345,7 +447,7 @@ def _score_texts(texts: Sequence[str], node: Any, judge: Any, cfg: SteeringConfi
         if arr.shape != (len(texts), 3):
             raise ConfigError(f"judge {getattr(judge, 'name', judge)!r} returned shape "
                               f"{arr.shape} for {len(texts)} texts; expected ({len(texts)}, 3)")
-        return [(float(a), float(b), float(c), 0, 0) for a, b, c in arr]
+        return [(float(a), float(b), float(c), 0, 0) for a, b, c in arr], None
     from valueflow.evaluate import score_texts
 
     uniq = list(dict.fromkeys(texts))
@@ -359,7 +461,7 @@ def _score_texts(texts: Sequence[str], node: Any, judge: Any, cfg: SteeringConfi
         r = by_text[t]
         out.append((float(r["intensity"]), float(r["low"]), float(r["high"]),
                     int(r.get("n_windows", 0) or 0), int(r.get("n_failures", 0) or 0)))
-    return out
+    return out, df.attrs.get("last_error")
 
 
 def load_results(workspace: Workspace, run_id: str | None = None) -> pd.DataFrame:

@@ -51,13 +51,18 @@ def read_structured_file(path: str | os.PathLike[str]) -> Any:
     except OSError as exc:
         raise DataError(f"cannot read theory file {str(p)!r}: {exc.strerror or exc}",
                         "check the path; theory files are YAML or JSON") from exc
+    except UnicodeDecodeError:
+        raise DataError(f"{p} is not a text file (not UTF-8); theory files are YAML or JSON",
+                        "see the theory file format in `valueflow theories validate --help`"
+                        ) from None
     try:
         if p.suffix.lower() == ".json":
             return json.loads(text)
         return yaml.load(text, Loader=_YAML_LOADER)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DataError(f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: "
-                        f"{str(exc).splitlines()[0]}",
+                        f"{first}",
                         "fix the syntax; see `valueflow theories validate --help`") from exc
 
 
