@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import sys
+import zipfile
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -186,8 +187,8 @@ def _fit_or_load(key: str, folder: str | None, enc: HiVESModel, frame: pd.DataFr
             if len(rows) == len(texts):
                 scorer._cache.update(zip(texts, rows, strict=True))
                 return scorer.load_state(state, frame)
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache entry: refit and overwrite it
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # a damaged cache entry (a cut-short emb.npz is a bad zip): refit, overwrite
     if sys.stderr.isatty():
         print(f"fitting the local scorer on {len(frame)} VIDB texts (cached for next time)...",
               file=sys.stderr, flush=True)
