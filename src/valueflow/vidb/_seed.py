@@ -11,7 +11,7 @@ from valueflow.vidb._frame import normalize_vidb_frame
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SEED_LICENSE", "SEED_PROVENANCE", "load_seed"]
+__all__ = ["SEED_LICENSE", "SEED_PROVENANCE", "load_seed", "seed_register", "seed_registers"]
 
 SEED_PROVENANCE = (
     "seed VIDB written by the ValueFlow developers; intensities are authored by hand, "
@@ -30,13 +30,17 @@ def _seed_frame() -> pd.DataFrame:
         if entry.name.endswith(".csv"):
             with entry.open("r", encoding="utf-8") as fh:
                 raw = pd.read_csv(fh, keep_default_na=False, na_values=[""])
+            if "register" in raw.columns:
+                # seed v2 files tag each text's register: it becomes the row's dataset
+                raw = raw.assign(dataset="seed/" + raw.pop("register").astype(str))
+                raw = raw.drop(columns=[c for c in ("pair",) if c in raw.columns])
             frames.append(
                 normalize_vidb_frame(
                     raw,
                     source_name=f"seed/{entry.name}",
                     source="valueflow-seed",
                     license=SEED_LICENSE,
-                    dataset=f"seed/{entry.name.removesuffix('.csv')}",
+                    dataset=seed_register(entry.name),
                     provenance=SEED_PROVENANCE,
                     source_kind="seed",
                 )
@@ -46,6 +50,17 @@ def _seed_frame() -> pd.DataFrame:
             pd.DataFrame({"text": [], "value": [], "intensity": []}), source_name="seed",
             source_kind="seed")
     return pd.concat(frames, ignore_index=True)
+
+
+def seed_register(file_name: str) -> str:
+    """The register group of the first seed's files (``seed/v1-sentences`` for the short
+    mixed-register files, ``seed/v1-responses`` for the assistant answers and longer posts)."""
+    return "seed/v1-responses" if file_name.startswith("responses") else "seed/v1-sentences"
+
+
+def seed_registers(frame: pd.DataFrame) -> pd.Series:
+    """The register of each seed row (``phrase``, ``title``, ``news``, ..., ``v1-sentences``)."""
+    return frame["dataset"].astype(str).str.removeprefix("seed/")
 
 
 def load_seed(values: list[str] | None = None) -> pd.DataFrame:
