@@ -130,6 +130,9 @@ def test_judge_failures_are_not_stored_and_a_rerun_asks_again(tmp_workspace, tmp
         assert "unreadable ranking" in captured.err
         assert SteerStore(tmp_workspace).existing_scores("openai/judge") == set()
         assert list(tmp_workspace.runs("steer")["status"]) == ["failed"]
+        _run("steer", "analyze", "--n-boot", "20")
+        assert f"is failed: {N_ANSWERS} (answer, value) pair(s) have no score" in \
+            capsys.readouterr().err
 
         state["garbage"] = False
         asked = judge.completed

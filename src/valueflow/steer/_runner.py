@@ -467,6 +467,9 @@ def _score_texts(texts: Sequence[str], node: Any, judge: Any, cfg: SteeringConfi
 def load_results(workspace: Workspace, run_id: str | None = None) -> pd.DataFrame:
     """The tidy results of a steering run: one row per (answer, scored value).
 
+    ``attrs`` hold the run's ``run_id``, ``spec`` and ``status`` (``done``, ``partial``,
+    ``failed``, ``interrupted``, ``running``).
+
     Columns: ``run_id, model, regime, condition, style, targets, n_targets, query_id,
     category, sample, refusal, value, level`` (the value's target level in the condition;
     NaN when the condition does not target it, e.g. the default), ``intensity, low, high``
@@ -494,6 +497,7 @@ def load_results(workspace: Workspace, run_id: str | None = None) -> pd.DataFram
                                hint=f"did you mean {near[0]}?" if near else
                                f"runs: {', '.join(runs['run_id'][:5])}")
     spec = json.loads(runs.set_index("run_id").loc[run_id, "spec"])
+    status = str(runs.set_index("run_id").loc[run_id, "status"])
     judge = spec.get("judge") or spec["config"]["judge"]["spec"]
     all_values = list(spec["values"])
     score_all = bool(spec["config"]["judge"].get("score_all_values"))
@@ -513,6 +517,7 @@ def load_results(workspace: Workspace, run_id: str | None = None) -> pd.DataFram
                          "level": float(targets[v]) if v in targets else float("nan"),
                          "response": g["response"]})
     df = pd.DataFrame(rows)
+    df.attrs["status"] = status
     if df.empty:
         return df
     sc = scores.drop_duplicates(["gen_key", "value"])[["gen_key", "value", "intensity", "low",
@@ -520,4 +525,5 @@ def load_results(workspace: Workspace, run_id: str | None = None) -> pd.DataFram
     df = df.merge(sc, on=["gen_key", "value"], how="left")
     df.attrs["run_id"] = run_id
     df.attrs["spec"] = spec
+    df.attrs["status"] = status
     return df
