@@ -154,3 +154,35 @@ def test_a_very_long_text_is_cut_with_a_warning(setup, tmp_path, capsys):
         longest = max(len(r.body["messages"][-1]["content"]) for r in server.requests)
     assert "1 text(s) longer than 4000 characters are cut" in capsys.readouterr().err
     assert longest < 8000
+
+
+def test_a_study_with_a_judge_that_fails_says_so(tmp_workspace, tmp_path, capsys):
+    """study judges: missing scores exit 3 (files written, metrics without them); a judge
+    that answers nothing usable exits 4 and writes nothing."""
+    from valueflow.vidb import load_seed
+
+    data = load_seed(["benevolence"]).head(6)[["text", "value", "intensity"]]
+    path = tmp_path / "data.csv"
+    data.to_csv(path, index=False)
+    victim = data["text"].iloc[0]
+
+    def respond(body):
+        user = body["messages"][-1]["content"]
+        if victim[:40] in user:
+            return "no idea"
+        return _ranking(body) if "<texts>" in user else "3"
+
+    def study(url: str, out: str) -> int:
+        return _run("study", "judges", "--data", str(path), "--judge", "openai/j",
+                    "--base-url", url, "--paraphrases", "1", "--k", "3", "--m", "1",
+                    "--design", "random", "--vidb", "seed", "--no-progress", "--out",
+                    str(tmp_path / out))
+
+    with FakeOpenAIServer(respond=respond) as server:
+        assert study(server.url, "partial") == 3
+        assert "judge scores are missing" in capsys.readouterr().err
+        assert (tmp_path / "partial" / "metrics.csv").exists()
+    with FakeOpenAIServer(respond=lambda body: "no idea") as server:
+        assert study(server.url, "failed") == 4
+        assert "no judge gave a usable score" in capsys.readouterr().err
+        assert not (tmp_path / "failed" / "scores.csv").exists()

@@ -98,6 +98,9 @@ def judges_(data_path: str, data_value: str | None, intensity_column: str | None
             design=design,  # type: ignore[arg-type]
             workspace=ws, seed=seed, progress=not no_progress and sys.stderr.isatty(),
             sim_truth=truth, sim_noise=sim_noise, judge_options=opts)
+    missing = int(scores["score"].isna().sum())
+    if missing and missing == len(scores):
+        _incomplete(scores, missing)  # nothing usable: no files
     out = check_output_folder(out_dir, STUDY_FILES, overwrite=True)  # still writable
     write_table(scores, out / "scores.csv")
     write_table(metrics.reset_index(), out / "metrics.csv")
@@ -106,6 +109,8 @@ def judges_(data_path: str, data_value: str | None, intensity_column: str | None
         echo_json({"metrics": metrics.reset_index().to_dict(orient="records"),
                    "paper": PAPER_TABLE, "files": [str(out / "scores.csv"),
                                                    str(out / "metrics.csv"), str(plot)]})
+        if missing:
+            _incomplete(scores, missing)
         return
     from rich.console import Console
     from rich.table import Table
@@ -124,3 +129,19 @@ def judges_(data_path: str, data_value: str | None, intensity_column: str | None
         table.add_row(metric, *cells)
     Console().print(table)
     click.echo(f"wrote {out / 'scores.csv'}, {out / 'metrics.csv'} and {plot}", err=True)
+    if missing:
+        _incomplete(scores, missing)
+
+
+def _incomplete(scores: Any, missing: int) -> None:
+    """Exit 3 when some judge scores are missing (the metrics leave them out), 4 when all."""
+    from valueflow.errors import IncompleteRunError, RunFailedError
+
+    last = scores.attrs.get("last_error") or "no judge error was reported"
+    hint = ("answers that worked are cached; fix the cause and run the same command again "
+            "to ask the judges again for the rest")
+    if missing == len(scores):
+        raise RunFailedError(f"no judge gave a usable score ({missing} of {len(scores)}; "
+                             f"nothing written); last judge error: {last}", hint=hint)
+    raise IncompleteRunError(f"{missing} of {len(scores)} judge scores are missing and left "
+                             f"out of the metrics; last judge error: {last}", hint=hint)

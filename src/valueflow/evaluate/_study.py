@@ -112,6 +112,7 @@ def study_judges(
                 truth.update(zip(pool.texts, pool.intensities.tolist(), strict=True))
             truth.update(zip(frame["text"], frame["reference"], strict=True))
     parts = []
+    last_error: str | None = None
     for spec in judges:
         for p in range(paraphrases):
             for method in ("ranking", "rating"):
@@ -127,6 +128,7 @@ def study_judges(
                                   m=m, design=design, method=method,  # type: ignore[arg-type]
                                   workspace=workspace, seed=seed, progress=progress,
                                   judge_options=opts)
+                last_error = out.attrs.get("last_error") or last_error
                 parts.append(pd.DataFrame({
                     "method": method, "judge": spec, "paraphrase": p,
                     "text": out["text"], "value": out["value"], "score": out["intensity"],
@@ -134,6 +136,7 @@ def study_judges(
                     "reference": frame["reference"].to_numpy(),
                 }))
     scores = pd.concat(parts, ignore_index=True)
+    scores.attrs["last_error"] = last_error  # why some scores are missing (NaN), if any
     return scores, stability_metrics(scores)
 
 
