@@ -186,3 +186,33 @@ def test_a_study_with_a_judge_that_fails_says_so(tmp_workspace, tmp_path, capsys
         assert study(server.url, "failed") == 4
         assert "no judge gave a usable score" in capsys.readouterr().err
         assert not (tmp_path / "failed" / "scores.csv").exists()
+
+
+def test_llm_options_with_a_local_or_simulated_judge_are_refused(tmp_path):
+    from click.testing import CliRunner
+
+    from valueflow.cli import cli
+
+    inp = tmp_path / "in.csv"
+    inp.write_text("text\nI help my friend move.\n")
+    for extra in (["--base-url", "http://x/v1"], ["--max-concurrency", "4"],
+                  ["--paraphrase", "2"], ["--judge", "sim", "--no-cache"]):
+        with pytest.raises(ConfigError, match="applies to LLM judges"):
+            CliRunner().invoke(cli, ["score", str(inp), "--value", "benevolence", *extra],
+                               catch_exceptions=False)
+
+
+def test_an_interrupted_score_run_is_recorded_as_interrupted(tmp_workspace, synthetic):
+    from valueflow.evaluate import score_texts
+
+    class Interrupted:
+        name = "ctrl-c"
+
+        async def rank(self, value, texts):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        score_texts(synthetic["texts"][:2], "benevolence", Interrupted(),
+                    synthetic["anchors"], k=3, m=1, design="random", workspace=tmp_workspace,
+                    progress=False)
+    assert list(tmp_workspace.runs("score")["status"]) == ["interrupted"]

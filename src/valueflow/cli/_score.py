@@ -137,9 +137,18 @@ def score(input_path: str | None, values: tuple[str, ...], value_column: str | N
             input_path, sim_truth, str(default_workspace_path()),
             vidb_source if vidb_source not in ("auto", "seed", "workspace", "workspace:all")
             else None])
-    frame = read_table(example_path() if example else str(input_path))
     if sim_truth is not None and judge != "sim":
         raise ConfigError("--sim-truth is only used with --judge sim")
+    if judge in ("local", "sim"):
+        # Options only an LLM judge uses would be silently ignored: refuse them instead.
+        llm_only = [flag for flag, given in (
+            ("--base-url", bool(base_url)), ("--max-concurrency", max_concurrency is not None),
+            ("--paraphrase", paraphrase != 0), ("--no-cache", no_cache)) if given]
+        if llm_only:
+            raise ConfigError(f"{llm_only[0]} applies to LLM judges, not to --judge {judge}",
+                              hint="drop it, or choose an LLM judge such as "
+                              "--judge openai/<model>")
+    frame = read_table(example_path() if example else str(input_path))
     judge_options: dict[str, Any] = {"cache": not no_cache, "paraphrase": paraphrase}
     if judge == "sim":
         if sim_truth is None:
