@@ -23,7 +23,7 @@ def _closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/v1"
 
 
-def test_unreachable_server_stops_the_run_with_the_reason():
+def test_unreachable_server_stops_the_run_with_the_reason(caplog):
     backend = get_backend("openai/m", base_url=_closed_port_url(), retry=PATIENT,
                           unreachable_s=0.5, max_concurrency=4)
     client = LLMClient(backend)
@@ -31,6 +31,9 @@ def test_unreachable_server_stops_the_run_with_the_reason():
         run_sync(client.generate([ChatRequest.from_prompt(f"q{i}") for i in range(20)],
                                  progress=False))
     assert "is the server running" in (info.value.hint or "")
+    # The user is told at the first failure, not only when the run gives up.
+    warned = [r.getMessage() for r in caplog.records if r.name == "valueflow.llm"]
+    assert len(warned) == 1 and "cannot reach" in warned[0] and "0.5s" in warned[0]
     client.close()
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import os
 import random
 import time
@@ -34,6 +35,7 @@ __all__ = ["BASE_URL_ENV_VARS", "DEFAULT_BASE_URL", "OpenAIBackend", "redact_url
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 BASE_URL_ENV_VARS = ("VALUEFLOW_OPENAI_BASE_URL", "OPENAI_BASE_URL")
 _STRUCTURED_MODES = ("response_format", "guided_json", "both", "none")
+_log = logging.getLogger("valueflow.llm")
 
 
 def _base_urls(base_url: str | Sequence[str] | None) -> list[str]:
@@ -383,6 +385,10 @@ class OpenAIBackend(Backend):
         now = time.monotonic()
         if self._down_since is None:
             self._down_since = now
+            # Said at once (stderr by default), not only when the run gives up.
+            _log.warning("%s: cannot reach %s (%s); retrying, and stopping if no request "
+                         "succeeds within %gs", self.spec, ", ".join(self.endpoints), exc,
+                         self.unreachable_s)
         down = now - self._down_since
         if down >= self.unreachable_s:
             where = ", ".join(self.endpoints)
