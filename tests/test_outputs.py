@@ -44,8 +44,10 @@ def umask_022():
 def test_check_output_refuses_bad_paths_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         check_output(tmp_path / "missing" / "out.csv")
-    with pytest.raises(ConfigError, match=r"cannot write a '\.txt' file"):
+    with pytest.raises(DataError, match=r"cannot tell the format .* '\.txt'"):
         check_output(tmp_path / "out.txt")
+    with pytest.raises(ConfigError, match=r"cannot write a '\.csv' file"):
+        check_output(tmp_path / "out.csv", extensions=[".png"])
     with pytest.raises(ConfigError, match="is a folder"):
         check_output(tmp_path)
     (tmp_path / "out.csv").write_text("a\n1\n")
@@ -124,7 +126,7 @@ def test_vidb_export_checks_out_first_and_refuses_to_overwrite(tmp_workspace, tm
     run = CliRunner().invoke
     assert _fails(run(cli, ["vidb", "export", str(tmp_path / "no" / "x.csv")]),
                   "does not exist")
-    assert _fails(run(cli, ["vidb", "export", str(tmp_path / "x.txt")]), "cannot write")
+    assert _fails(run(cli, ["vidb", "export", str(tmp_path / "x.txt")]), "cannot tell the format")
     out = tmp_path / "x.csv"
     r = run(cli, ["vidb", "export", str(out)])
     assert r.exit_code == 0, r.output
@@ -235,7 +237,7 @@ def test_hives_evaluate_checks_outputs_first(tmp_path):
     assert _fails(r, "does not exist")
     r = run(cli, ["hives", "evaluate", "--csv", str(tmp_path / "m.csv"), "--plot",
                   str(tmp_path / "m.csv")])
-    assert _fails(r, "cannot write")
+    assert _fails(r, "cannot write a '.csv' file")
 
 
 def test_score_checks_out_before_judging(tmp_workspace, tmp_path):

@@ -116,9 +116,11 @@ def check_output(
         ConfigError: one line saying what is wrong with the path.
     """
     p = Path(path)
-    exts = [e.lower() for e in (extensions if extensions is not None else TABLE_FORMATS)]
     if p.is_dir():
         raise ConfigError(f"{option} {str(p)!r} is a folder, not a file")
+    if extensions is None:
+        table_format(p)  # a table: the same message as every table option
+    exts = [e.lower() for e in (extensions if extensions is not None else TABLE_FORMATS)]
     if p.suffix.lower() not in exts:
         raise ConfigError(
             f"{option} {str(p)!r}: cannot write a {p.suffix or 'file without an extension'!r} "

@@ -88,9 +88,6 @@ def test_damaged_workspaces_give_one_line(tmp_path):
     data = path.read_bytes()
     cut = tmp_path / "cut.duckdb"
     cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(WorkspaceError, match="damaged: the file is cut short") as err:
-        open_workspace(cut)
-    assert "\n" not in err.value.message
     r = CliRunner().invoke(cli, ["--workspace", str(cut), "workspace", "info"])
     _one_line_error(r, "is damaged")
     tiny = tmp_path / "tiny.duckdb"

@@ -137,8 +137,9 @@ class Workspace:
         self._lock = threading.RLock()
         self._ensured: set[str] = set()
         try:
-            self._check_marker()
-            self.ensure_schema("core")
+            with self._damage_as_error():
+                self._check_marker()
+                self.ensure_schema("core")
         except BaseException:
             self.close()
             raise
@@ -292,12 +293,13 @@ class Workspace:
         """All-or-nothing block: commits on success, rolls back on any exception."""
         if self.read_only:
             raise WorkspaceError(f"workspace {self.path} is open read-only")
-        with self._lock:
+        with self._lock, self._damage_as_error():
             self._con.execute("BEGIN TRANSACTION")
             try:
                 yield self._con
             except BaseException:
-                self._con.execute("ROLLBACK")
+                with contextlib.suppress(Exception):  # a damaged file may refuse this too
+                    self._con.execute("ROLLBACK")
                 raise
             else:
                 self._con.execute("COMMIT")
@@ -420,33 +422,9 @@ def _check_file_kind(p: Path) -> None:
     if head[8:12] != _DUCKDB_MAGIC:
         raise WorkspaceError(f"{p} is not a ValueFlow workspace (not a DuckDB database file)",
                              hint="pass --workspace with a new file or a ValueFlow workspace")
-    expected = _DUCKDB_MIN_SIZE
-    if size >= _DUCKDB_MIN_SIZE:
-        expected = _expected_size(p)
-    if size < expected:
-        raise WorkspaceError(f"workspace {p} is damaged: the file is cut short ({size} of "
-                             f"{expected} bytes)",
+    if size < _DUCKDB_MIN_SIZE:
+        raise WorkspaceError(f"workspace {p} is damaged: the file is cut short ({size} bytes)",
                              hint="restore it from a copy, or pass --workspace with a new file")
-
-
-def _expected_size(p: Path) -> int:
-    """The size the file's active database header says it has (its blocks after the three
-    header blocks), or the header size when the header cannot be read."""
-    import struct
-
-    with p.open("rb") as fh:
-        fh.seek(4096)
-        raw = fh.read(8192)
-    best: tuple[int, int] | None = None
-    for off in (0, 4096):
-        if len(raw) < off + 64:
-            continue
-        _sum, iteration, _meta, _free, blocks, alloc, _vec, _ser = struct.unpack(
-            "<8Q", raw[off:off + 64])
-        if 4096 <= alloc <= 1 << 26 and blocks < 1 << 32 and (
-                best is None or iteration > best[0]):
-            best = (iteration, _DUCKDB_MIN_SIZE + blocks * alloc)
-    return best[1] if best else _DUCKDB_MIN_SIZE
 
 
 def open_workspace(path: str | os.PathLike[str] | None = None, *, read_only: bool = False
