@@ -269,3 +269,31 @@ def test_run_failed_error_is_raised_by_the_library(tmp_workspace, scorer):
         run_steering(cfg, tmp_workspace, judge=scorer, progress=False)
     assert info.value.exit_code == 4
     assert list(tmp_workspace.runs("steer")["status"]) == ["failed"]
+
+
+def test_a_value_the_judge_cannot_score_is_refused_before_generation(tmp_workspace, scripted):
+    class Local:  # a local scorer that knows one value
+        name = "local-like"
+        description = "test double"
+        values_ = ("schwartz:benevolence", "mft:fairness_cheating")
+
+        def score(self, texts, value):
+            raise AssertionError("never reached")
+
+    cfg = load_config({**BASE, "values": ["fairness"],
+                       "models": [{"spec": "scripted", "name": "s"}]})
+    from valueflow.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="no texts for mft:fairness") as info:
+        run_steering(cfg, tmp_workspace, backends={"s": scripted}, judge=Local(),
+                     progress=False)
+    assert "mft:fairness_cheating" in (info.value.hint or "")
+    from valueflow.errors import DataError
+    from valueflow.judges import LLMRankingJudge
+    from valueflow.llm import LLMClient, ScriptedBackend
+
+    ranker = LLMRankingJudge(LLMClient(ScriptedBackend("r", outputs=[])))
+    with pytest.raises(DataError, match="no anchors for mft:fairness"):
+        run_steering(cfg, tmp_workspace, backends={"s": scripted}, judge=ranker,
+                     progress=False)
+    assert scripted.requests == [] and tmp_workspace.runs("steer").empty

@@ -236,6 +236,7 @@ def run_steering(
     own_judge = judge is None
     if own_judge:
         judge = _build_judge(cfg, workspace)
+    _check_judge_values(judge, plan, workspace)
     workspace.start_run(RUN_KIND, plan.spec, run_id=run_id)
     status = "failed"
     try:
@@ -366,6 +367,32 @@ def _generate_all(plan: Plan, labels: list[str], store: SteerStore, workspace: W
 
     run_sync(all_models())
     return out
+
+
+def _check_judge_values(judge: Any, plan: Plan, workspace: Workspace) -> None:
+    """The judge can score every value of the experiment: a local scorer has texts for it,
+    a ranking judge has anchors in the configured VIDB. Checked before generation."""
+    from valueflow.errors import UnknownNameError
+    from valueflow.theories import resolve_value
+
+    nodes = [resolve_value(v) for v in plan.experiment_values]
+    name = getattr(judge, "name", plan.config.judge.spec)
+    if _is_direct(judge):
+        known = getattr(judge, "values_", None)
+        if known is None:
+            return
+        for node in nodes:
+            if node.id not in set(known):
+                parents = [p for p in node.parents if p in set(known)]
+                raise UnknownNameError(
+                    f"judge {name!r} has no texts for {node.id}, a value of this experiment",
+                    hint=(f"{node.id} is a part of {parents[0]}: steer that instead"
+                          if parents else "steer evaluation values (valueflow theories list), "
+                          "or give the judge a VIDB with texts for it"))
+    elif callable(getattr(judge, "rank", None)):
+        from valueflow.evaluate import anchor_pools
+
+        anchor_pools(plan.config.judge.vidb, nodes, workspace=workspace)  # names what lacks
 
 
 def _check_judge_reachable(judge: Any, say: Callable[[str], None]) -> None:
