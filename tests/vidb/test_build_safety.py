@@ -77,6 +77,10 @@ def test_build_refuses_to_replace_curated_items_before_judging(tmp_path, tmp_wor
     r = run(cli, ["vidb", "import", str(tmp_path / "curated.csv"), "--source-name", "curated"])
     assert r.exit_code == 0, r.output
 
+    r = run(cli, _build_cmd(tmp_path, "--dry-run"))
+    assert r.exit_code == 0, r.output
+    assert "1 text(s) are already in the VIDB from another source" in r.output
+
     r = run(cli, _build_cmd(tmp_path))
     assert isinstance(r.exception, DataError), r.output
     msg = str(r.exception)

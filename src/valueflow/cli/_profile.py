@@ -18,7 +18,8 @@ from valueflow.cli._common import echo_json, json_option, open_cli_workspace
               help="Save a dot-and-whisker chart (.png, .svg, .pdf).")
 @click.option("--vidb", "vidb_source", default="auto", show_default=True,
               help="What the local scorer learns from: auto (the workspace VIDB if it has "
-              "items, else the bundled seed), seed, workspace, or a VIDB file or folder.")
+              "items, else the bundled seed), seed, workspace (both without simulated or flagged "
+              "items), workspace:all, or a VIDB file or folder.")
 @click.option("--intensity-column", default=None, help="Intensity column of a --vidb file.")
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--overwrite", is_flag=True, help="Replace --out/--plot files that exist.")
@@ -38,7 +39,7 @@ def profile(input_path: str, text_column: str, group_column: str | None,
     from valueflow.embed import load_local_scorer, plot_profile, value_profile
     from valueflow.embed._io import read_input
     from valueflow.errors import ConfigError
-    from valueflow.evaluate._anchors import user_vidb_frame
+    from valueflow.evaluate._anchors import left_out_note, user_vidb_frame
     from valueflow.tables import PLOT_EXTENSIONS, atomic_output, check_output
     from valueflow.theories import evaluation_values, resolve_value
     from valueflow.workspace import default_workspace_path
@@ -65,6 +66,9 @@ def profile(input_path: str, text_column: str, group_column: str | None,
             user = user_vidb_frame(vidb_source, nodes, workspace=ws)
     else:
         user = user_vidb_frame(vidb_source, nodes, intensity_column=intensity_column)
+    note = left_out_note(user)
+    if note:
+        click.echo(f"local scorer refit on the workspace VIDB, {note}", err=True)
     scorer = load_local_scorer() if user is None else load_local_scorer(
         vidb=user, values=[n.id for n in nodes])
     groups = df[group_column].tolist() if group_column else None

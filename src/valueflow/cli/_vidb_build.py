@@ -251,10 +251,11 @@ def build(input_path: str, values: tuple[str, ...], judge_specs: tuple[str, ...]
         else None
     refs = _read_references(ref_file) if ref_file else None
 
-    if dry_run:
-        _dry_run(per_value, cfg, judge_specs, panel_specs, neutral, as_json)
-        return
     source = source_name or input_path
+    if dry_run:
+        _dry_run(per_value, cfg, judge_specs, panel_specs, neutral, as_json,
+                 _stored_elsewhere(per_value, source))
+        return
     with open_cli_workspace() as ws:
         if on_conflict == "error":  # refuse before a model is loaded or a judge is asked
             from valueflow.vidb import VIDBStore, item_id
@@ -356,8 +357,22 @@ def _make_panel(specs: tuple[str, ...], ws: Any, min_agree: int | None,
                              for s in specs], rule, allow_same_model=allow_same)
 
 
+def _stored_elsewhere(per_value: dict[str, list[str]], source: str) -> int:
+    """How many texts to build the workspace VIDB holds from another source (0 without a
+    workspace); read-only, so a dry run works beside a running build."""
+    from valueflow.vidb import VIDBStore, item_id
+    from valueflow.workspace import default_workspace_path
+
+    if not default_workspace_path().exists():
+        return 0
+    with open_cli_workspace(read_only=True) as ws:
+        ids = [item_id(v, t) for v, ts in per_value.items() for t in ts if t.strip()]
+        return len(VIDBStore(ws).foreign_items(ids, source))
+
+
 def _dry_run(per_value: dict[str, list[str]], cfg: Any, judges: tuple[str, ...],
-             panel: tuple[str, ...], neutral: list[str] | None, as_json: bool) -> None:
+             panel: tuple[str, ...], neutral: list[str] | None, as_json: bool,
+             conflicts: int = 0) -> None:
     n_neutral = len(neutral) if neutral is not None else cfg.n_neutral
     if panel:  # at most this many texts the panel finds neutral join the anchors
         n_neutral += cfg.n_panel_neutral
@@ -371,10 +386,14 @@ def _dry_run(per_value: dict[str, list[str]], cfg: Any, judges: tuple[str, ...],
                      "windows": windows, "judge_calls": per_judge * max(1, len(judges)),
                      "panel_calls_per_level": (n - n_neutral) * len(panel)})
     if as_json:
-        echo_json({"dry_run": True, "judges": list(judges), "panel": list(panel), "plan": plan})
+        echo_json({"dry_run": True, "judges": list(judges), "panel": list(panel), "plan": plan,
+                   "conflicts": conflicts})
         return
     for p in plan:
         click.echo(f"{p['value']}: {p['texts']} texts + {p['neutral_anchors']} neutral anchors, "
                    f"about {p['windows']} windows of {cfg.k}, {p['judge_calls']} judge calls"
                    + (f", {p['panel_calls_per_level']} panel calls per level" if panel else ""))
+    if conflicts:
+        click.echo(f"{conflicts} text(s) are already in the VIDB from another source: the build "
+                   "stops unless --on-conflict skip, keep or replace says what to do")
     click.echo("dry run: nothing was called or stored (cached answers would be reused)")

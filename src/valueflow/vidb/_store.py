@@ -372,17 +372,11 @@ class VIDBStore:
 
         if not ids or self._version == 0:
             return pd.DataFrame({"item_id": [], "value": [], "text": [], "source": []})
-        ws = self.workspace
-        with ws.transaction() as con:
-            con.register("wanted_ids", pd.DataFrame({"item_id": list(dict.fromkeys(ids))}))
-            try:
-                df = con.execute(
-                    "SELECT v.item_id, v.value, v.text, v.source FROM vidb_items v "
-                    "JOIN wanted_ids w USING (item_id) WHERE v.source IS DISTINCT FROM ? "
-                    "ORDER BY v.value, v.text", [source]).df()
-            finally:
-                con.unregister("wanted_ids")
-        return df
+        # A list parameter, not a registered table: works on a read-only workspace too.
+        return self.workspace.query_df(
+            "SELECT item_id, value, text, source FROM vidb_items "
+            "WHERE item_id IN (SELECT unnest(?::VARCHAR[])) AND source IS DISTINCT FROM ? "
+            "ORDER BY value, text", [list(dict.fromkeys(ids)), source])
 
     def add_built(self, items: pd.DataFrame, *, on_conflict: BuildConflict = "error"
                   ) -> dict[str, int]:
