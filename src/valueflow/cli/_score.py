@@ -112,6 +112,10 @@ def score(input_path: str | None, values: tuple[str, ...], value_column: str | N
     n_windows and n_failures. Judge answers are cached in the workspace: an interrupted
     run resumes where it stopped when the same command is run again.
 
+    Exit status 3: some rows got no intensity (they are written without one and not
+    stored); 4: none did, or the judge could not be reached (nothing is written). Failed
+    judge calls are never cached: running the command again asks the judge again.
+
     Example: valueflow score --example --value benevolence
     """
     from valueflow.errors import ConfigError

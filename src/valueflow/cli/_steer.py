@@ -48,7 +48,11 @@ def init_cmd(path: str, force: bool) -> None:
 def run_cmd(config: str, models: tuple[str, ...], base_url: str | None, judge: str | None,
             queries: int | None, samples: int | None, max_tokens: int | None, dry_run: bool,
             as_json: bool) -> None:
-    """Run the steering experiment in CONFIG (YAML); resumable: rerun to continue."""
+    """Run the steering experiment in CONFIG (YAML); resumable: rerun to continue.
+
+    Exit status 3: some answers were not generated or not scored; 4: none could be, or a
+    server could not be reached. What failed is not stored: a rerun retries only that.
+    """
     from valueflow.steer import apply_overrides, load_config, run_steering
 
     cfg = apply_overrides(load_config(config), models=list(models) or None, base_url=base_url,
