@@ -206,8 +206,14 @@ def run_steering(
         echo: Where to write one-line progress messages.
 
     Returns:
-        A summary: run id, per-model counts (trials, reused, generated, failed, refusals),
-        scores made and reused, and for a dry run the cost estimate.
+        A summary: run id, per-model counts (trials, reused, generated, failed, refusals,
+        last_error), scores made, reused and failed (with the judge's last error), the
+        status (``done``, ``partial``, ``failed``; the run record says the same), and for a
+        dry run the cost estimate.
+
+    Raises:
+        RunFailedError: a server could not be reached (or refused the credentials) and
+            the run stopped; what was done is saved.
     """
     import asyncio
 
@@ -236,9 +242,13 @@ def run_steering(
     own_judge = judge is None
     if own_judge:
         judge = _build_judge(cfg, workspace)
-    _check_judge_values(judge, plan, workspace)
-    workspace.start_run(RUN_KIND, plan.spec, run_id=run_id)
     status = "failed"
+    try:
+        _check_judge_values(judge, plan, workspace)
+    except BaseException:
+        _close_judge(judge, own_judge)
+        raise
+    workspace.start_run(RUN_KIND, plan.spec, run_id=run_id)
     try:
         per_model = _generate_all(plan, labels, store, workspace, run_id, backends, False,
                                   progress, say, judge=judge)
@@ -258,11 +268,16 @@ def run_steering(
                              hint=exc.hint, run_id=run_id) from exc
     finally:
         workspace.finish_run(run_id, status)
-        client = getattr(judge, "client", None) if own_judge else None
-        if client is not None:
-            client.close()
+        _close_judge(judge, own_judge)
     summary["status"] = status
     return summary
+
+
+def _close_judge(judge: Any, own: bool) -> None:
+    """Commit and close the LLM client of a judge this run built."""
+    client = getattr(judge, "client", None) if own else None
+    if client is not None:
+        client.close()
 
 
 def _status(per_model: dict[str, Any], scores: dict[str, Any]) -> str:
