@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from valueflow.cli import cli
-from valueflow.errors import WorkspaceError
+from valueflow.errors import DataError, WorkspaceError
 from valueflow.workspace import FORMAT_VERSION, MARKER_TABLE, open_workspace
 
 
@@ -138,6 +138,8 @@ def test_read_only_commands_do_not_create_or_change_a_workspace(tmp_path, monkey
     monkeypatch.setenv("VALUEFLOW_WORKSPACE", str(path))
     r = CliRunner().invoke(cli, ["workspace", "info"])
     assert isinstance(r.exception, WorkspaceError) and "does not exist" in str(r.exception)
+    r = CliRunner().invoke(cli, ["vidb", "stats"])
+    assert isinstance(r.exception, DataError) and "has no items" in str(r.exception)
     assert not path.parent.exists()
 
 

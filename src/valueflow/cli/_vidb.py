@@ -109,8 +109,8 @@ def stats(source: str, values: tuple[str, ...], plot: str | None, overwrite: boo
                      inputs=[None if source in ("workspace", "workspace:all", "seed") else source])
     kept_apart: dict[str, int] = {}
     if source in ("workspace", "workspace:all"):
-        with open_cli_workspace(read_only=True) as ws:
-            df = load_vidb("workspace:all", values=list(values) or None, workspace=ws)
+        # No workspace yet reads as an empty VIDB (the error below says how to fill it).
+        df = load_vidb("workspace:all", values=list(values) or None)
         _keep, kept_apart = usable_items(df)
     else:
         df = load_vidb(source, values=list(values) or None)
