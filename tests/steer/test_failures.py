@@ -297,3 +297,12 @@ def test_a_value_the_judge_cannot_score_is_refused_before_generation(tmp_workspa
         run_steering(cfg, tmp_workspace, backends={"s": scripted}, judge=ranker,
                      progress=False)
     assert scripted.requests == [] and tmp_workspace.runs("steer").empty
+
+
+def test_a_rating_judge_from_the_config_rates_the_answers(tmp_workspace):
+    with FakeOpenAIServer(respond=_answer) as gen, \
+            FakeOpenAIServer(respond=lambda body: "7") as judge:
+        cfg = load_config(_cfg(gen.url, judge.url, method="rating"))
+        out = run_steering(cfg, tmp_workspace, progress=False)
+    assert out["status"] == "done" and out["scores"]["scored"] == N_ANSWERS
+    assert all("<text>" in r.prompt for r in judge.requests[1:])  # rating prompts

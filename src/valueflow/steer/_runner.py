@@ -495,6 +495,8 @@ def _score_texts(texts: Sequence[str], node: Any, judge: Any, cfg: SteeringConfi
     uniq = list(dict.fromkeys(texts))
     kwargs: dict[str, Any] = {k: v for k, v in (("k", cfg.judge.k), ("m", cfg.judge.m),
                                                 ("design", cfg.judge.design)) if v is not None}
+    if not callable(getattr(judge, "rank", None)) and callable(getattr(judge, "rate", None)):
+        kwargs["method"] = "rating"  # judge options {method: rating}: the rating baseline
     df = score_texts(uniq, [node.id], judge, cfg.judge.vidb, workspace=workspace,
                      progress=progress, **kwargs)
     by_text = {str(r["text"]): r for r in df.to_dict("records")}
