@@ -1,8 +1,7 @@
-"""The local intensity scorer: valence kernel ridge, encoder pass, held-out accuracy, persistence."""
+"""The previous local scorer (ridge/kNN/valence, kept as the baseline the fine-tuned judge replaced):
+valence kernel ridge, the scorer encoder pass, metrics."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
@@ -10,7 +9,6 @@ import pytest
 import valueflow.embed._scorer as scorer_mod
 from valueflow.embed._scorer import _metrics, _valence, _valence_fit
 from valueflow.embed._scorer_encoder import mid_layers
-from valueflow.errors import DataError
 
 TEXTS = [
     "I stayed up all night to look after my sick sister.",
@@ -88,127 +86,6 @@ def test_scorer_encoder_matches_hives_encode_in_input_order():
     assert e0.shape == (0, 384) and m0.shape == (0, 384)
 
 
-@pytest.mark.model
-def test_scorer_beats_trivial_baseline_on_held_out_seed_texts():
-    pytest.importorskip("sentence_transformers")
-    from valueflow.embed import LocalScorer, heldout_split, load_hives
-    from valueflow.embed._shipped import _seed_cache
-    from valueflow.vidb import load_seed
-
-    seed = load_seed()
-    tr, te = heldout_split(seed, 0.2, seed=3)
-    scorer = LocalScorer(model=load_hives("base"), folds=2)
-    scorer._cache.update(_seed_cache(scorer._model(), seed.text.astype(str).tolist()) or {})
-    scorer.fit(seed.iloc[tr])
-    test = seed.iloc[te]
-    pred = np.concatenate([scorer.score(g.text.tolist(), v)[:, 0]
-                           for v, g in test.groupby("value")])
-    y = np.concatenate([g.intensity.to_numpy() for _v, g in test.groupby("value")])
-    means = seed.iloc[tr].groupby("value").intensity.mean()
-    trivial = np.concatenate([np.full(len(g), means[v]) for v, g in test.groupby("value")])
-    m = _metrics(y, pred)
-    # The earlier ridge-only scorer reached Spearman 0.41 and sign accuracy 0.71 (|y| >= 3).
-    assert m["spearman"] > 0.45
-    assert m["sign_acc3"] > 0.7
-    assert m["rmse"] < _metrics(y, trivial)["rmse"] - 0.4
-
-
-@pytest.mark.model
-def test_default_scorer_protocol_intervals_and_cache(monkeypatch):
-    pytest.importorskip("sentence_transformers")
-    import valueflow.embed._scorer_encoder as enc
-    from valueflow.embed import load_local_scorer
-    from valueflow.errors import UnknownNameError
-    from valueflow.judges._types import DirectScorer
-    from valueflow.theories import resolve_value
-
-    scorer = load_local_scorer()
-    assert isinstance(scorer, DirectScorer)
-    assert "seed VIDB" in scorer.description and "not on measured judgments" in scorer.description
-    assert scorer.cv_["spearman"] > 0.45  # the shipped fit's own grouped CV
-    calls: list[int] = []
-    original = enc.encode_for_scorer
-
-    def counting(model, texts, batch_size=32):
-        calls.append(len(texts))
-        return original(model, texts, batch_size=batch_size)
-
-    monkeypatch.setattr(enc, "encode_for_scorer", counting)
-    scorer._cache.clear()
-    a = scorer.score(TEXTS, resolve_value("benevolence"))
-    b = scorer.score(TEXTS, "mft:care_harm")
-    assert calls == [len(TEXTS)]  # the second value reused the cached rows
-    for out in (a, b):
-        assert out.shape == (5, 3)
-        assert np.all(out[:, 1] <= out[:, 0]) and np.all(out[:, 0] <= out[:, 2])
-        assert np.all(np.abs(out) <= 10)
-    # Caring for a sister supports benevolence more than lying to a friend for gain.
-    assert a[0, 0] > a[3, 0] + 1.0
-    with pytest.raises(UnknownNameError, match="no VIDB texts"):
-        scorer.score(TEXTS, "schwartz:growth")
-
-
-@pytest.mark.model
-def test_state_round_trip_and_mismatch(tmp_path):
-    pytest.importorskip("sentence_transformers")
-    from valueflow.embed import LocalScorer, load_hives, load_local_scorer
-    from valueflow.vidb import load_seed
-
-    scorer = load_local_scorer()
-    state = json.loads(json.dumps(scorer.state_dict()))
-    seed = load_seed()
-    again = LocalScorer(model=load_hives("base"))
-    again._cache.update(scorer._cache)
-    again.load_state(state, seed)
-    assert np.allclose(again.score(TEXTS, "ross:fidelity"), scorer.score(TEXTS, "ross:fidelity"))
-    with pytest.raises(DataError, match="does not match this VIDB"):
-        LocalScorer(model=load_hives("base")).load_state(state, seed.iloc[:3])
-
-
-@pytest.mark.model
-def test_local_judge_learns_the_vidb_it_is_given_and_caches_the_fit(tmp_path, monkeypatch):
-    pytest.importorskip("sentence_transformers")
-    import valueflow.embed._shipped as shipped
-    from valueflow.embed import LocalScorer
-    from valueflow.errors import UnknownNameError
-    from valueflow.evaluate import prepare_score
-    from valueflow.vidb import load_seed
-
-    monkeypatch.setenv("VALUEFLOW_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(shipped, "_FITTED", {})
-    seed = load_seed()
-    bene = seed[seed.value == "schwartz:benevolence"].sample(frac=1.0, random_state=0)
-    train, test = bene.iloc[:45], bene.iloc[45:]
-    # A user VIDB for a sub-value the seed has no texts for: only a refit can score it.
-    path = tmp_path / "caring.csv"
-    train.assign(value="schwartz:benevolence_caring")[["text", "value", "intensity"]].to_csv(
-        path, index=False)
-    with pytest.raises(UnknownNameError, match="no VIDB texts"):
-        shipped.load_local_scorer().score(["x"], "schwartz:benevolence_caring")
-
-    job = prepare_score(test.text.tolist(), "benevolence_caring", "local", str(path))
-    judge = job.judge
-    assert isinstance(judge, LocalScorer) and "caring.csv" in judge.description
-    assert "valueflow-seed" in judge.description  # the seed fills in the other values
-    pred = judge.score(test.text.tolist(), "schwartz:benevolence_caring")[:, 0]
-    rho = float(np.corrcoef(np.argsort(np.argsort(pred)),
-                            np.argsort(np.argsort(test.intensity.to_numpy())))[0, 1])
-    assert rho > 0.3, rho
-    (entry,) = (tmp_path / "cache").iterdir()
-    assert (entry / "state.json").is_file() and (entry / "emb.npz").is_file()
-
-    # A new process (empty memo) loads the fit from the cache instead of fitting again.
-    monkeypatch.setattr(shipped, "_FITTED", {})
-
-    def no_fit(self, vidb):
-        raise AssertionError("refitted instead of loading the cached fit")
-
-    monkeypatch.setattr(LocalScorer, "fit", no_fit)
-    again = prepare_score(test.text.tolist(), "benevolence_caring", "local", str(path)).judge
-    assert np.allclose(again.score(test.text.tolist(), "schwartz:benevolence_caring")[:, 0], pred,
-                       atol=1e-3)
-
-
 def test_training_frame_fills_in_seed_values_and_samples_large_vidbs():
     import pandas as pd
 
@@ -234,18 +111,3 @@ def test_training_frame_fills_in_seed_values_and_samples_large_vidbs():
     assert scorer_training_frame(big, values=["power"], max_texts=6000).equals(part)  # stable
 
 
-def test_shipped_artefacts_match_the_seed_vidb():
-    """Changing the seed without regenerating the shipped files would make every start refit
-    (seconds) and ship a head trained on other texts: catch it here (see DEVELOPERS.md)."""
-    from valueflow.embed._model import default_model_dir
-    from valueflow.embed._shipped import _data_dir, texts_hash
-    from valueflow.vidb import load_seed
-
-    seed = load_seed()
-    h = texts_hash(seed["text"].astype(str).tolist())
-    state = json.loads((_data_dir() / "local_scorer.json").read_text(encoding="utf-8"))
-    assert state["seed_hash"] == h
-    with np.load(_data_dir() / "seed_base_emb.npz") as z:
-        assert str(z["hash"]) == h and z["emb"].shape[0] == len(seed)
-    meta = json.loads((default_model_dir() / "hives.json").read_text(encoding="utf-8"))
-    assert meta["n_train_texts"] + meta["n_heldout_texts"] == len(seed)

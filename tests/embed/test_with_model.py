@@ -93,8 +93,9 @@ def test_hives_cli_train_then_evaluate_on_the_models_own_split(tmp_path):
     toy_vidb(12).to_csv(vidb, index=False)
     out = tmp_path / "m"
     runner = CliRunner()
-    res = runner.invoke(cli, ["hives", "train", "--vidb", str(vidb), "--out", str(out),
-                              "--epochs", "1", "--epochs-stage2", "1", "--seed", "3",
+    res = runner.invoke(cli, ["hives", "train", "--mode", "head", "--vidb", str(vidb),
+                              "--out", str(out), "--epochs", "1", "--epochs-stage2", "1",
+                              "--seed", "3",
                               "--holdout", "0.25"])
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["hives", "evaluate", "--model", str(out), "--vidb", str(vidb),

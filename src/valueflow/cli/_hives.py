@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from valueflow.cli._common import echo_json, json_option
@@ -19,8 +21,11 @@ def hives() -> None:
               type=click.Path(file_okay=False), help="Output folder (also holds the checkpoint).")
 @click.option("--vidb", "source", default="seed", show_default=True,
               help="'seed', 'workspace', a VIDB file or a folder of per-value files.")
-@click.option("--mode", type=click.Choice(["head", "full"]), default="head", show_default=True,
-              help="head: train a head on the frozen base (CPU); full: fine-tune the base (GPU).")
+@click.option("--mode", type=click.Choice(["lora", "head", "full"]), default="lora",
+              show_default=True,
+              help="lora: fine-tune the encoder's top blocks with low-rank adapters plus value "
+                   "heads (the shipped model; CPU, ~30 min on the seed); head: a head on the "
+                   "frozen base (CPU, minutes); full: fine-tune every weight (GPU).")
 @click.option("--head-input", type=click.Choice(["last", "last+mid"]), default=None,
               help="What the head reads: the base embedding, or it and the middle-layer "
               "features of the same pass [the TrainConfig default].")
@@ -38,6 +43,21 @@ def train(base: str, out: str, source: str, mode: str, head_input: str | None,
     from valueflow.embed import TrainConfig, train_hives
     from valueflow.vidb import load_vidb
 
+    if mode == "lora":
+        from valueflow.embed import FineTuneConfig, finetune_encoder
+
+        if head_input is not None or epochs_stage2 is not None:
+            raise click.UsageError("--head-input and --epochs-stage2 do not apply to --mode lora")
+        cfg = FineTuneConfig(seed=seed)
+        if epochs is not None:
+            cfg.epochs = epochs
+        if lr is not None:
+            cfg.lr = lr
+        cfg.validate()  # before loading anything
+        vidb = load_vidb(source)
+        folder = finetune_encoder(vidb, out, cfg, base=base, holdout=holdout, resume=resume)
+        click.echo(f"saved the fine-tuned encoder and value heads to {folder}")
+        return
     opts: dict[str, object] = {"base": base, "mode": mode, "holdout": holdout, "seed": seed}
     if head_input is not None:
         opts["head_input"] = head_input
@@ -59,6 +79,10 @@ def train(base: str, out: str, source: str, mode: str, head_input: str | None,
               help="'default', 'base' or a model folder; repeatable (the base is always added).")
 @click.option("--vidb", "source", default="seed", show_default=True,
               help="'seed', 'workspace', a VIDB file or a folder of per-value files.")
+@click.option("--data", default=None,
+              help="Evaluate on this table instead (texts none of the models trained on: any "
+                   "VIDB file or folder, or the reference's all_few_shot.json); half of it is "
+                   "the kNN pool, half is scored.")
 @click.option("--holdout", type=float, default=None,
               help="Held-out share [as the model was trained, else 0.15].")
 @click.option("--seed", type=int, default=None,
@@ -71,7 +95,8 @@ def train(base: str, out: str, source: str, mode: str, head_input: str | None,
               help="Also save a bar chart of the metrics (.png, .svg, .pdf).")
 @click.option("--overwrite", is_flag=True, help="Replace --csv/--markdown/--plot files.")
 @json_option
-def evaluate(models: tuple[str, ...], source: str, holdout: float | None, seed: int | None,
+def evaluate(models: tuple[str, ...], source: str, data: str | None, holdout: float | None,
+             seed: int | None,
              csv_path: str | None, md_path: str | None, plot_path: str | None,
              overwrite: bool, as_json: bool) -> None:
     """Evaluate models on the held-out split, side by side with the untrained base.
@@ -83,11 +108,11 @@ def evaluate(models: tuple[str, ...], source: str, holdout: float | None, seed: 
 
     from valueflow.embed import HiVESEvaluator, load_hives
     from valueflow.errors import ConfigError
-    from valueflow.tables import PLOT_EXTENSIONS, atomic_output, check_output
+    from valueflow.tables import PLOT_EXTENSIONS, check_output
     from valueflow.vidb import load_vidb
     from valueflow.workspace import default_workspace_path
 
-    inputs = [str(default_workspace_path()),
+    inputs = [str(default_workspace_path()), data,
               None if source in ("seed", "workspace", "workspace:all") else source]
     outputs = [(opt, p, ext) for opt, p, ext in (
         ("--csv", csv_path, (".csv",)), ("--markdown", md_path, (".md", ".markdown", ".txt")),
@@ -98,6 +123,12 @@ def evaluate(models: tuple[str, ...], source: str, holdout: float | None, seed: 
         raise ConfigError("two output options name the same file")
     names = ["base", *[m for m in models if m != "base"]]
     loaded = [load_hives(m) for m in names]
+    if data is not None:
+        ev = HiVESEvaluator(_external_table(data), holdout=0.5,
+                            seed=0 if seed is None else seed)
+        _show_evaluation(ev, ev.compare(loaded, names), csv_path, md_path, plot_path, as_json,
+                         f"HiVES evaluation on {len(ev.held_idx)} texts of {Path(data).name}")
+        return
     trained = [(n, m.meta) for n, m in zip(names, loaded, strict=True) if "split_seed" in m.meta]
     if trained:
         holdout = trained[0][1].get("holdout", 0.15) if holdout is None else holdout
@@ -109,7 +140,34 @@ def evaluate(models: tuple[str, ...], source: str, holdout: float | None, seed: 
                        f"holdout {meta.get('holdout')}; under seed {seed} and holdout "
                        f"{holdout} some of the texts it trained on count as held out", err=True)
     ev = HiVESEvaluator(load_vidb(source), holdout=holdout, seed=seed)
-    table = ev.compare(loaded, names)
+    _show_evaluation(ev, ev.compare(loaded, names), csv_path, md_path, plot_path, as_json,
+                     f"HiVES evaluation on {len(ev.held_idx)} held-out texts")
+
+
+def _external_table(data: str) -> Any:
+    """A VIDB source, or the reference implementation's few-shot JSON file."""
+    import json
+    from pathlib import Path
+
+    from valueflow.vidb import load_vidb
+
+    path = Path(data)
+    if path.suffix == ".json" and path.is_file():
+        try:
+            parsed = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            parsed = None
+        if isinstance(parsed, dict) and all(isinstance(v, dict) for v in parsed.values()):
+            from valueflow.embed._validity import load_reference_fewshot
+
+            return load_reference_fewshot(path).rename(columns={"target": "intensity"})
+    return load_vidb(data)
+
+
+def _show_evaluation(ev: Any, table: Any, csv_path: str | None, md_path: str | None,
+                     plot_path: str | None, as_json: bool, title: str) -> None:
+    from valueflow.tables import atomic_output
+
     if csv_path:
         with atomic_output(csv_path) as tmp:
             table.to_csv(tmp)
@@ -129,8 +187,7 @@ def evaluate(models: tuple[str, ...], source: str, holdout: float | None, seed: 
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"HiVES evaluation on {len(ev.held_idx)} held-out texts "
-                    f"(primary: {ev.primary_metric})")
+    t = Table(title=f"{title} (primary: {ev.primary_metric})")
     t.add_column("metric")
     for c in table.columns:
         t.add_column(str(c), justify="right")

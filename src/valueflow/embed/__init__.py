@@ -1,7 +1,8 @@
 """HiVES: hierarchical value embeddings, the local intensity scorer and value profiles.
 
-``load_hives()`` gives the shipped HiVES model (a residual head trained on the bundled MiniLM);
-``load_local_scorer()`` the offline intensity judge (``--judge local``); ``value_profile()``
+``load_hives()`` gives the shipped HiVES model (the bundled MiniLM fine-tuned with LoRA
+adapters); ``load_local_scorer()`` the offline intensity judge (``--judge local``: value heads
+on that encoder); ``value_profile()``
 where a person or group stands on the 32 values. Training and evaluation: ``train_hives`` and
 ``HiVESEvaluator``; the losses and samplers are reusable modules.
 """
@@ -9,6 +10,8 @@ where a person or group stands on the 32 values. Training and evaluation: ``trai
 from typing import TYPE_CHECKING
 
 from valueflow.embed._evaluate import HiVESEvaluator, hierarchy_metrics, plot_evaluation
+from valueflow.embed._finetune import FineTuneConfig, finetune_encoder
+from valueflow.embed._judge import ValueJudge
 from valueflow.embed._labels import N_LEVELS, HierLabels, build_labels, heldout_split
 from valueflow.embed._model import DEFAULT_BASE, HiVESModel, load_hives
 from valueflow.embed._profile import plot_profile, value_profile
@@ -18,7 +21,12 @@ from valueflow.embed._sampler import (
     StageTwoBatch,
 )
 from valueflow.embed._scorer import LocalScorer
-from valueflow.embed._shipped import load_local_scorer, scorer_training_frame, write_shipped_scorer
+from valueflow.embed._shipped import (
+    load_judge_dir,
+    load_local_scorer,
+    scorer_training_frame,
+    write_shipped_judge,
+)
 from valueflow.embed._train import TrainConfig, train_hives
 
 if TYPE_CHECKING:
@@ -46,6 +54,7 @@ __all__ = [
     "N_LEVELS",
     "AnchorInfoNCELoss",
     "CrossTheoryBatchSampler",
+    "FineTuneConfig",
     "HiVESEvaluator",
     "HiVESModel",
     "HierLabels",
@@ -55,16 +64,19 @@ __all__ = [
     "StageTwoBatch",
     "TrainConfig",
     "ValueAxisOrthogonalityLoss",
+    "ValueJudge",
     "build_labels",
     "default_level_weights",
+    "finetune_encoder",
     "heldout_split",
     "hierarchy_metrics",
     "load_hives",
+    "load_judge_dir",
     "load_local_scorer",
     "plot_evaluation",
     "plot_profile",
     "scorer_training_frame",
     "train_hives",
     "value_profile",
-    "write_shipped_scorer",
+    "write_shipped_judge",
 ]

@@ -50,8 +50,9 @@ def base_model_path(base: str | None) -> str:
 
 
 @lru_cache(maxsize=4)
-def load_base_encoder(base: str | None = None) -> Any:
-    """A cached, CPU-tuned ``SentenceTransformer`` for ``base`` (default: bundled MiniLM)."""
+def load_base_encoder(base: str | None = None, adapter: str | None = None) -> Any:
+    """A cached, CPU-tuned ``SentenceTransformer`` for ``base`` (default: bundled MiniLM),
+    with the LoRA ``adapter`` file (see ``_lora``) merged into its weights when given."""
     try:
         import torch
         from sentence_transformers import SentenceTransformer
@@ -62,6 +63,16 @@ def load_base_encoder(base: str | None = None) -> Any:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = SentenceTransformer(base_model_path(base), device=device)
+    if adapter is not None:
+        from valueflow.embed._lora import load_adapter, merge_adapter
+
+        try:
+            bert: Any = model[0].auto_model
+            merge_adapter(bert, load_adapter(adapter))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot apply the encoder adapter {adapter}: {exc}",
+                              hint="the model folder is damaged or made for another base "
+                                   "encoder; retrain it or reinstall valueflow") from exc
     model.eval()
     return model
 
@@ -91,18 +102,25 @@ class HiVESModel:
     base: str = DEFAULT_BASE
     head: dict[str, NDArray[np.float32]] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    adapter: str | None = None
+    """Path of a LoRA adapter merged into the base encoder (a fine-tuned model), or None."""
+
+    def encoder(self) -> Any:
+        """The (cached) sentence-transformers encoder, adapter merged."""
+        return load_base_encoder(self.base, self.adapter)
 
     @property
     def name(self) -> str:
         """Short name for reports."""
-        return str(self.meta.get("name", "hives" if self.head is not None else "base"))
+        fine = self.head is not None or self.adapter is not None
+        return str(self.meta.get("name", "hives" if fine else "base"))
 
     @property
     def dim(self) -> int:
         """Embedding dimension."""
         if self.head is not None:
             return int(self.head["W2"].shape[1])
-        encoder = load_base_encoder(self.base)
+        encoder = self.encoder()
         # sentence-transformers >= 5 renamed the method; older releases only have the old name.
         getter = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
         return int(getter())
@@ -114,7 +132,7 @@ class HiVESModel:
             return np.zeros((0, self.dim), dtype=np.float32)
         import torch
 
-        model = load_base_encoder(self.base)
+        model = self.encoder()
         with torch.inference_mode():
             out = model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
                                normalize_embeddings=True, show_progress_bar=False)
@@ -189,6 +207,11 @@ def _load_cached(path: str) -> HiVESModel:
     kind = meta.get("kind", "head")
     if kind == "full":
         return HiVESModel(base=str(folder), head=None, meta=meta)
+    if kind == "lora":
+        from valueflow.embed._finetune import ADAPTER_FILE
+
+        return HiVESModel(base=str(meta.get("base", DEFAULT_BASE)), head=None, meta=meta,
+                          adapter=str(folder / ADAPTER_FILE))
     head = None
     if kind == "head":
         with np.load(folder / HEAD_FILE) as z:

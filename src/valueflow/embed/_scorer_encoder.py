@@ -74,10 +74,10 @@ def encode_base_and_mid(model: HiVESModel, texts: Sequence[str], batch_size: int
                         ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """``(base, mid)``: the base encoder's normalised embedding (no head) and the
     middle-layer features of ``texts``, from one encoder pass."""
-    from valueflow.embed._model import _check_texts, load_base_encoder
+    from valueflow.embed._model import _check_texts
 
     texts = _check_texts(texts)
-    st = load_base_encoder(model.base)
+    st = model.encoder()
     if not texts:
         d = model.dim
         return np.zeros((0, d), np.float32), np.zeros((0, d), np.float32)

@@ -1,9 +1,13 @@
-"""The shipped artefacts: cached seed embeddings and the fitted default local scorer.
+"""The shipped local judge and HiVES model, refits on a user's VIDB, and their cache.
 
-``data/seed_base_emb.npz`` holds the bundled MiniLM's embeddings of the seed VIDB texts and
-their middle-layer features (float16; see ``_scorer_encoder``) with a hash of the texts, so loading the default scorer encodes nothing but the value
-definitions. ``data/local_scorer.json`` holds the fitted scorer (coefficients, intervals, CV
-metrics). When the seed VIDB changes, the hash no longer matches and the scorer refits.
+``data/hives-minilm/`` holds the fine-tuned encoder (``adapter.safetensors``: LoRA adapters for
+the bundled MiniLM, see ``_lora``/``_finetune``), the value heads (``heads.npz``) and
+``judge.json`` (interval widths calibrated out of register, the description with what it was
+trained on and its validity figures). ``load_hives()`` and ``load_local_scorer()`` read it;
+nothing is trained or encoded at start-up.
+
+A VIDB of the user's refits the heads of its values (``ValueJudge.refit``); refits are cached
+on disk by content under :func:`scorer_cache_dir`.
 """
 
 from __future__ import annotations
@@ -14,34 +18,26 @@ import os
 import sys
 import zipfile
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from valueflow.embed._model import HiVESModel, load_hives
-from valueflow.embed._scorer import LocalScorer
+from valueflow.embed._judge import ValueJudge
+from valueflow.embed._model import HiVESModel, default_model_dir, load_hives
+from valueflow.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["load_local_scorer", "scorer_cache_dir", "scorer_training_frame", "texts_hash",
-           "write_shipped_scorer"]
+__all__ = ["JUDGE_FILE", "load_judge_dir", "load_local_scorer", "scorer_cache_dir",
+           "scorer_training_frame", "texts_hash", "write_shipped_judge"]
 
-#: Bump when a change to LocalScorer makes fits cached on disk stale.
-SCORER_VERSION = "3"
+#: Bump when a change to the judge makes refits cached on disk stale.
+SCORER_VERSION = "4"
 CACHE_DIR_ENV = "VALUEFLOW_CACHE_DIR"
+JUDGE_FILE = "judge.json"
 _SEED_SOURCE = "valueflow-seed"
-
-#: The encoder the default scorer uses. On texts the HiVES head never saw, scorer features
-#: from the base MiniLM predicted intensity better than features from the head, so the
-#: default scorer uses the base encoder (see the embed README section of the report).
-SCORER_MODEL = "base"
-
-
-def _data_dir() -> Path:
-    return Path(str(resources.files("valueflow.embed") / "data"))
 
 
 def texts_hash(texts: list[str]) -> str:
@@ -52,34 +48,32 @@ def texts_hash(texts: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def _seed_cache(model: HiVESModel, texts: list[str]) -> dict[str, Any] | None:
-    """Scorer cache rows (``[e, mid]``, float16) of the seed texts, if they match ``texts``."""
-    path = _data_dir() / "seed_base_emb.npz"
-    if model.head is not None or model.base != load_hives("base").base or not path.is_file():
-        return None
-    with np.load(path) as z:
-        if str(z["hash"]) != texts_hash(texts) or "mid" not in z.files:
-            return None
-        rows = np.hstack([z["emb"], z["mid"]]).astype(np.float16)
-    return dict(zip(texts, rows, strict=True))
+def load_judge_dir(folder: str | Path) -> ValueJudge:
+    """The judge of a model folder written by ``finetune_encoder`` (and, for the shipped one,
+    :func:`write_shipped_judge`): its encoder, value heads and interval widths."""
+    from valueflow.embed._finetune import HEADS_FILE
+
+    path = Path(folder)
+    if not (path / HEADS_FILE).is_file():
+        raise ConfigError(f"{path} has no value heads ({HEADS_FILE})",
+                          hint="train a judge with `valueflow hives train --mode lora --out DIR`")
+    with np.load(path / HEADS_FILE) as z:
+        W, b, values = np.asarray(z["W"]), np.asarray(z["b"]), [str(v) for v in z["values"]]
+    info: dict[str, Any] = {}
+    if (path / JUDGE_FILE).is_file():
+        info = json.loads((path / JUDGE_FILE).read_text(encoding="utf-8"))
+    widths = info.get("widths") or {"*": [8.0, 8.0, 8.0]}
+    meta = json.loads((path / "hives.json").read_text(encoding="utf-8")) if (
+        path / "hives.json").is_file() else {}
+    desc = info.get("description") or (
+        f"local judge: value heads on a fine-tuned MiniLM ({path.name}), trained on "
+        f"{meta.get('n_train_texts', '?')} VIDB texts; intervals not calibrated")
+    return ValueJudge(load_hives(path), W, b, values, widths, desc)
 
 
-@lru_cache(maxsize=2)
-def _default_scorer() -> LocalScorer:
-    from valueflow.vidb import load_seed
-
-    seed = load_seed()
-    texts = seed["text"].astype(str).tolist()
-    scorer = LocalScorer(model=load_hives(SCORER_MODEL))
-    cached = _seed_cache(scorer._model(), texts)
-    state_path = _data_dir() / "local_scorer.json"
-    if cached is not None:
-        scorer._cache.update(cached)
-        if state_path.is_file():
-            state = json.loads(state_path.read_text(encoding="utf-8"))
-            if state.get("seed_hash") == texts_hash(texts):
-                return scorer.load_state(state, seed)
-    return scorer.fit(seed)
+@lru_cache(maxsize=1)
+def _default_judge() -> ValueJudge:
+    return load_judge_dir(default_model_dir())
 
 
 def scorer_cache_dir() -> Path:
@@ -140,8 +134,11 @@ def scorer_training_frame(vidb: pd.DataFrame, *, add_seed: bool = True,
     return frame.reset_index(drop=True)
 
 
-def _fit_key(enc: HiVESModel, frame: pd.DataFrame) -> str:
-    h = hashlib.sha256(f"{SCORER_VERSION}\0{enc.name}\0{enc.base}\0".encode())
+def _fit_key(enc: HiVESModel, frame: pd.DataFrame, fit_values: list[str]) -> str:
+    h = hashlib.sha256(f"{SCORER_VERSION}\0{enc.name}\0{enc.base}\0{enc.adapter}\0".encode())
+    if enc.adapter and Path(enc.adapter).is_file():
+        h.update(hashlib.sha256(Path(enc.adapter).read_bytes()).digest())
+    h.update(("\x1f".join(fit_values) + "\0").encode())
     for t, v, y in zip(frame["text"].astype(str), frame["value"].astype(str),
                        frame["intensity"].astype(float), strict=True):
         h.update(f"{v}\x1f{y!r}\x1f{t}\0".encode())
@@ -159,122 +156,150 @@ def _is_seed(frame: pd.DataFrame) -> bool:
         zip(seed["value"], seed["text"], strict=True))
 
 
-_FITTED: dict[tuple[str, str, int], LocalScorer] = {}
+_FITTED: dict[tuple[str, str], ValueJudge] = {}
 
 
-def _fitted(key: str, folder: str | None, enc: HiVESModel, frame: pd.DataFrame) -> LocalScorer:
-    memo = (key, str(folder), id(enc))
-    if memo not in _FITTED:
-        while len(_FITTED) >= 4:
-            _FITTED.pop(next(iter(_FITTED)))
-        _FITTED[memo] = _fit_or_load(key, folder, enc, frame)
-    return _FITTED[memo]
-
-
-def _fit_or_load(key: str, folder: str | None, enc: HiVESModel, frame: pd.DataFrame
-                 ) -> LocalScorer:
-    texts = frame["text"].astype(str).tolist()
-    scorer = LocalScorer(model=enc)
-    seed_rows = _seed_cache(enc, _seed_texts())
-    if seed_rows is not None:
-        scorer._cache.update(seed_rows)
-    where = Path(folder) / f"local-scorer-{key}" if folder else None
-    if where is not None and (where / "state.json").is_file():
+def _refit_cached(base: ValueJudge, frame: pd.DataFrame, fit_values: list[str],
+                  folder: Path | None) -> ValueJudge:
+    key = _fit_key(base.model, frame, fit_values)
+    memo = (key, str(folder))
+    if memo in _FITTED:
+        return _FITTED[memo]
+    where = folder / f"local-judge-{key}.npz" if folder is not None else None
+    judge: ValueJudge | None = None
+    if where is not None and where.is_file():
         try:
-            state = json.loads((where / "state.json").read_text(encoding="utf-8"))
-            with np.load(where / "emb.npz") as z:
-                rows = np.asarray(z["rows"])
-            if len(rows) == len(texts):
-                scorer._cache.update(zip(texts, rows, strict=True))
-                return scorer.load_state(state, frame)
+            with np.load(where) as z:
+                info = json.loads(str(z["info"]))
+                judge = ValueJudge(base.model, np.asarray(z["W"]), np.asarray(z["b"]),
+                                   [str(v) for v in z["values"]], info["widths"],
+                                   info["description"])
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            pass  # a damaged cache entry (a cut-short emb.npz is a bad zip): refit, overwrite
-    if sys.stderr.isatty():
-        print(f"fitting the local scorer on {len(frame)} VIDB texts (cached for next time)...",
-              file=sys.stderr, flush=True)
-    scorer.fit(frame)
-    if where is not None:
-        try:
-            where.mkdir(parents=True, exist_ok=True)
-            e, mid = scorer._encode(texts)
-            tmp = where / f"emb.{os.getpid()}.npz"
-            np.savez_compressed(tmp, rows=np.hstack([e, mid]).astype(np.float16))
-            os.replace(tmp, where / "emb.npz")
-            tmp_state = where / f"state.{os.getpid()}.json"
-            tmp_state.write_text(json.dumps(scorer.state_dict()), encoding="utf-8")
-            os.replace(tmp_state, where / "state.json")  # written last: marks the entry done
-        except OSError:
-            pass  # an unwritable cache only costs the refit next time
-    return scorer
-
-
-@lru_cache(maxsize=1)
-def _seed_texts() -> list[str]:
-    from valueflow.vidb import load_seed
-
-    return load_seed()["text"].astype(str).tolist()
+            judge = None  # a damaged cache entry: refit and overwrite it
+    if judge is None:
+        if sys.stderr.isatty():
+            print(f"fitting the local judge's heads on {len(frame)} VIDB texts (cached for "
+                  "next time)...", file=sys.stderr, flush=True)
+        judge = base.refit(frame, values=fit_values)
+        if where is not None:
+            try:
+                where.parent.mkdir(parents=True, exist_ok=True)
+                tmp = where.with_name(f"{where.stem}.{os.getpid()}.tmp.npz")
+                info = json.dumps({"widths": judge.widths, "description": judge.description})
+                np.savez_compressed(tmp, W=judge.W, b=judge.b, values=np.array(judge.values_),
+                                    info=np.array(info))
+                os.replace(tmp, where)
+            except OSError:
+                pass  # an unwritable cache only costs the refit next time
+    while len(_FITTED) >= 4:
+        _FITTED.pop(next(iter(_FITTED)))
+    _FITTED[memo] = judge
+    return judge
 
 
 def load_local_scorer(path: str | Path | None = None, *, vidb: pd.DataFrame | str | None = None,
                       model: HiVESModel | str | None = None, add_seed: bool = True,
                       values: list[str] | None = None, max_texts: int = 10_000,
-                      cache_dir: str | Path | None = None) -> LocalScorer:
-    """The local intensity scorer (a ``DirectScorer``).
+                      cache_dir: str | Path | None = None) -> ValueJudge:
+    """The local intensity judge (a ``DirectScorer``).
 
     Args:
-        path: Unused unless given: a folder with ``local_scorer.json`` written by
-            :func:`write_shipped_scorer` (it must be fitted on the seed VIDB).
-        vidb: Refit on this VIDB (a frame, ``"workspace"``, ``"seed"`` or a file or folder
-            path) instead of loading the shipped fit. Fits are cached on disk by content
-            (see :func:`scorer_cache_dir`): the first fit on a VIDB encodes its texts
-            (~300 texts/s on 2 CPU cores), later loads take about a second.
-        model: Encoder for the features (default: the bundled MiniLM; ``"default"`` for the
-            shipped HiVES head, or a model folder).
-        add_seed: With ``vidb``: also learn the seed VIDB's texts of the values ``vidb``
-            lacks (see :func:`scorer_training_frame`).
+        path: A judge folder other than the shipped one (written by ``finetune_encoder``).
+        vidb: Refit the heads of this VIDB's values on its texts (a frame, ``"workspace"``,
+            ``"seed"`` or a file or folder path); the other values keep the shipped heads.
+            Refits are cached on disk by content (see :func:`scorer_cache_dir`): the first one
+            encodes the VIDB's texts (a few hundred texts/s on 2 CPU cores), later loads take
+            about a second.
+        model: Use this encoder instead (``"base"`` for the bundled MiniLM without the
+            adapter, or a HiVES model folder); its heads are fitted on the seed VIDB (or on
+            ``vidb``).
+        add_seed: With ``vidb``: the seed VIDB's texts of other values join the refit as
+            texts that say nothing about the refitted values (see :func:`scorer_training_frame`).
         values, max_texts: With a ``vidb`` larger than ``max_texts``: the values that will
-            be scored, which keep most of the sample (see :func:`scorer_training_frame`).
-        cache_dir: Folder of the fit cache (default :func:`scorer_cache_dir`).
+            be scored, which keep most of the sample.
+        cache_dir: Folder of the refit cache (default :func:`scorer_cache_dir`).
 
     Returns:
-        A fitted scorer; its ``description`` says what it was trained on.
+        A judge; its ``description`` says what it was trained on.
     """
-    if vidb is None and model is None and path is None:
-        return _default_scorer()
-    enc = load_hives(model if model is not None else SCORER_MODEL) if not isinstance(
-        model, HiVESModel) else model
-    if vidb is None and path is not None:
-        from valueflow.vidb import load_seed
-
-        seed = load_seed()
-        state = json.loads((Path(path) / "local_scorer.json").read_text(encoding="utf-8"))
-        return LocalScorer(model=enc).load_state(state, seed)
-    if isinstance(vidb, str) or vidb is None:
+    base = load_judge_dir(path) if path is not None else _default_judge()
+    if model is not None:
+        enc = model if isinstance(model, HiVESModel) else load_hives(model)
+        base = ValueJudge(enc, np.zeros((0, base.W.shape[1])), np.zeros(0), [],
+                          {"*": [10.0, 10.0, 10.0]}, f"value heads on {enc.name}")
+        if vidb is None:
+            vidb = "seed"
+    if vidb is None:
+        return base
+    if isinstance(vidb, str):
         from valueflow.vidb import load_vidb
 
-        vidb = load_vidb(vidb or "seed")
+        vidb = load_vidb(vidb)
     frame = scorer_training_frame(vidb, add_seed=add_seed, values=values, max_texts=max_texts)
     if model is None and _is_seed(frame):
-        return _default_scorer()
-    key = _fit_key(enc, frame)
+        return base
+    own = set(vidb["value"].astype(str))
+    fit_values = sorted(own if model is None else set(frame["value"].astype(str)))
     folder = Path(cache_dir) if cache_dir is not None else scorer_cache_dir()
-    return _fitted(key, str(folder), enc, frame)
+    return _refit_cached(base, frame, fit_values, folder)
 
 
-def write_shipped_scorer(out: str | Path | None = None) -> LocalScorer:
-    """Encode the seed VIDB, fit the default scorer and write both artefacts (developers)."""
+def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None = None,
+                        validity: dict[str, Any] | None = None,
+                        out: str | Path | None = None) -> Path:
+    """Copy a fine-tuned model folder into the package as the shipped HiVES model and local
+    judge (developers), with interval widths from out-of-register predictions.
+
+    Args:
+        model_dir: Folder written by ``finetune_encoder`` (trained on the seed VIDB).
+        calibration: ``predictions.csv`` of ``benchmarks/bench_register_heldout.py`` (columns
+            ``judge``, ``register``, ``value``, ``intensity``, ``pred``): the residuals of
+            models that never saw the texts' registers. Without it the widths are wide (8).
+        validity: Figures from ``benchmarks/bench_validity.py`` to state in the description.
+        out: Target folder (default: the package's ``data/hives-minilm``).
+    """
+    import shutil
+
+    import pandas as pd
+
+    from valueflow.embed._finetune import ADAPTER_FILE, HEADS_FILE
+    from valueflow.embed._judge import conformal_widths
     from valueflow.vidb import load_seed
 
-    folder = Path(out) if out is not None else _data_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    src = Path(model_dir)
+    dst = Path(out) if out is not None else default_model_dir()
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in (ADAPTER_FILE, HEADS_FILE, "hives.json"):
+        shutil.copyfile(src / name, dst / name)
+    widths: dict[str, list[float]] = {"*": [8.0, 8.0, 8.0]}
+    heldout = ""
+    if calibration is not None:
+        pred = pd.read_csv(calibration)
+        pred = pred[pred["judge"] == "local"]
+        y, p = pred["intensity"].to_numpy(float), pred["pred"].to_numpy(float)
+        widths = {"*": conformal_widths(y, p)}
+        for v, g in pred.groupby("value"):
+            if len(g) >= 150:
+                widths[str(v)] = conformal_widths(g["intensity"].to_numpy(float),
+                                                  g["pred"].to_numpy(float))
+        from scipy.stats import spearmanr
+
+        d = y != 0
+        heldout = (f"; on registers it never saw (register-held-out, {len(y)} seed texts): "
+                   f"Spearman {spearmanr(y, p)[0]:.2f}, sign accuracy "
+                   f"{np.mean(np.sign(p[d]) == np.sign(y[d])):.2f}")
     seed = load_seed()
-    texts = seed["text"].astype(str).tolist()
-    scorer = LocalScorer(model=load_hives(SCORER_MODEL))
-    emb, mid = scorer._encode(texts)  # the scorer's cache holds float16 rows: what loading sees
-    np.savez_compressed(folder / "seed_base_emb.npz", emb=emb.astype(np.float16),
-                        mid=mid.astype(np.float16), hash=np.array(texts_hash(texts)))
-    scorer.fit(seed)
-    state = dict(scorer.state_dict(), seed_hash=texts_hash(texts))
-    (folder / "local_scorer.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
-    _default_scorer.cache_clear()
-    return scorer
+    real = ""
+    if validity:
+        real = "; on human-made data we did not write: " + ", ".join(
+            f"{k} {v}" for k, v in validity.items())
+    desc = (f"local judge: value heads on the bundled MiniLM fine-tuned with LoRA adapters, "
+            f"trained on the ValueFlow seed VIDB ({len(seed)} texts written by the developers "
+            f"in 12 registers, with authored intensities, not measured judgments){heldout}{real}")
+    info = {"widths": widths, "description": desc, "seed_hash": texts_hash(
+        seed["text"].astype(str).tolist()), "validity": validity or {}}
+    (dst / JUDGE_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
+    for stale in ("head.npz",):
+        (dst / stale).unlink(missing_ok=True)
+    _default_judge.cache_clear()
+    return dst

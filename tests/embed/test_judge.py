@@ -1,0 +1,296 @@
+"""The fine-tuned local judge: LoRA merge, targets, batches, refits, intervals, the shipped model."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from valueflow.embed._finetune import judge_targets, length_batches, theory_batches
+from valueflow.embed._judge import STRENGTH_EDGES, ValueJudge, conformal_widths, ridge_heads
+
+HELDOUT = Path(__file__).parent / "data" / "heldout_register.csv"
+
+
+def _tiny_bert():
+    torch = pytest.importorskip("torch")
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=32)
+    return BertModel(cfg).eval()
+
+
+def test_lora_merged_weights_give_the_wrapped_models_output():
+    torch = pytest.importorskip("torch")
+    from valueflow.embed._lora import add_lora, lora_state, merge_adapter
+
+    wrapped, plain = _tiny_bert(), _tiny_bert()
+    names = add_lora(wrapped, rank=4, alpha=8, dropout=0.0, layers=range(1, 3))
+    assert names and all(".layer.0." not in n for n in names)  # only the chosen blocks
+    assert {n.split(".")[-1] for n in names} >= {"query", "value", "dense"}
+    trainable = [n for n, p in wrapped.named_parameters() if p.requires_grad]
+    assert trainable and all(n.endswith((".A", ".B")) for n in trainable)
+    with torch.no_grad():
+        for n, p in wrapped.named_parameters():
+            if n.endswith(".B"):
+                p.normal_()  # B starts at 0 (no change); give the adapters an effect
+    ids = torch.randint(0, 50, (3, 7))
+    with torch.no_grad():
+        want = wrapped(input_ids=ids).last_hidden_state
+        before = plain(input_ids=ids).last_hidden_state
+        assert merge_adapter(plain, lora_state(wrapped)) == len(names)
+        got = plain(input_ids=ids).last_hidden_state
+    assert not torch.allclose(before, want, atol=1e-3)
+    assert torch.allclose(got, want, atol=1e-4)
+    bad = {"encoder.layer.9.attention.self.query.A": torch.zeros(4, 16),
+           "encoder.layer.9.attention.self.query.B": torch.zeros(16, 4)}
+    with pytest.raises(ValueError, match="not in this encoder"):
+        merge_adapter(plain, bad)
+
+
+def test_upper_pass_over_cached_lower_blocks_equals_the_full_encoder():
+    torch = pytest.importorskip("torch")
+    from valueflow.embed._finetune import _additive_mask, _upper_pass
+
+    bert = _tiny_bert()
+    lengths = [5, 2, 7]
+    ids = torch.randint(1, 50, (3, 7))
+    mask = torch.zeros(3, 7)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+    with torch.no_grad():
+        full = bert(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        h = bert.embeddings(input_ids=ids)
+        for layer in bert.encoder.layer[:1]:
+            out = layer(h, attention_mask=_additive_mask(mask, h.dtype))
+            h = out[0] if isinstance(out, tuple) else out
+        lower = [h[i, :n].clone() for i, n in enumerate(lengths)]
+        z = _upper_pass(bert, lower, np.arange(3), 1, "cpu")
+    m = mask.unsqueeze(-1)
+    ref = torch.nn.functional.normalize((full * m).sum(1) / m.sum(1), dim=-1)
+    assert torch.allclose(z, ref, atol=1e-5)
+
+
+def test_judge_targets_own_value_linked_values_and_the_rest():
+    linked = {"a": {"b"}, "b": {"a"}}
+    y, w = judge_targets(["a", "c"], np.array([5.0, -10.0]), ["a", "b", "c"], linked, 0.2)
+    assert np.allclose(y, [[0.5, 0, 0], [0, 0, -1.0]])
+    # a's text says nothing about b (linked): weight 0; about c: a 0 at the off weight
+    assert np.allclose(w, [[1, 0, 0.2], [0.2, 0.2, 1]])
+
+
+def test_epoch_batches_hold_every_row_once():
+    rng = np.random.default_rng(0)
+    values = [f"v{i % 7}" for i in range(103)]
+    theories = ["t1" if i % 7 < 4 else "t2" for i in range(103)]
+    batches = theory_batches(values, theories, rng, per_value=4, values_per_batch=3)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(103))
+    assert all(len({theories[i] for i in b}) == 1 for b in batches)  # one theory per batch
+    lengths = rng.integers(1, 90, 103)
+    lb = length_batches(lengths, rng, 16)
+    assert sorted(np.concatenate(lb).tolist()) == list(range(103))
+    # similar lengths share a batch: far less padding than random batches
+    spread = np.mean([np.ptp(lengths[b]) for b in lb])
+    assert spread < 0.5 * np.ptp(lengths)
+
+
+def test_conformal_widths_split_by_prediction_strength():
+    rng = np.random.default_rng(1)
+    pred = np.concatenate([rng.uniform(-2, 2, 400), rng.uniform(6, 10, 400)])
+    noise = np.concatenate([rng.normal(0, 4, 400), rng.normal(0, 1, 400)])
+    w = conformal_widths(pred + noise, pred)
+    assert len(w) == len(STRENGTH_EDGES) + 1
+    assert w[0] == pytest.approx(4 * 1.645, rel=0.2) and w[2] == pytest.approx(1.645, rel=0.25)
+    assert w[1] == conformal_widths(pred + noise, pred, min_n=10**6)[0]  # too few: pooled
+
+
+class _FakeModel:
+    """Embeds a text as a fixed random unit vector (deterministic per text)."""
+
+    name = "fake"
+
+    def __init__(self, dim: int = 24) -> None:
+        self.dim = dim
+        self.calls = 0
+
+    def encode(self, texts):
+        self.calls += 1
+        rows = []
+        for t in texts:
+            r = np.random.default_rng(abs(hash(t)) % 2**32).normal(size=self.dim)
+            rows.append(r / np.linalg.norm(r))
+        return np.array(rows, np.float32)
+
+
+def test_ridge_heads_recover_a_linear_rule():
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(300, 5))
+    true_w = np.array([[1.0, -2, 0, 0, 0.5], [0, 0, 3, 0, 0]])
+    y = z @ true_w.T + np.array([0.1, -0.3])
+    W, b = ridge_heads(z, y, np.ones_like(y), lam=1e-6)
+    assert np.allclose(W, true_w, atol=1e-4) and np.allclose(b, [0.1, -0.3], atol=1e-4)
+
+
+def test_refit_learns_the_users_values_and_keeps_the_others():
+    import pandas as pd
+
+    model = _FakeModel()
+    texts = [f"text {i}" for i in range(240)]
+    z = model.encode(texts)
+    direction = np.random.default_rng(5).normal(size=model.dim)
+    y = np.clip(8 * z @ direction / np.abs(z @ direction).max(), -10, 10)
+    frame = pd.DataFrame({"text": texts, "value": "schwartz:power", "intensity": y})
+    shipped_w = np.ones((1, model.dim))
+    base = ValueJudge(model, shipped_w, np.zeros(1), ["ross:fidelity"], {"*": [5.0, 4.0, 3.0]},
+                      "local judge: shipped; more")
+    judge = base.refit(frame)
+    assert judge.values_ == ("ross:fidelity", "schwartz:power")
+    assert np.array_equal(judge.W[0], shipped_w[0])  # the other value is untouched
+    out = judge.score(texts[:50], "power")  # a bare name resolves
+    assert np.corrcoef(out[:, 0], y[:50])[0, 1] > 0.95
+    assert np.all(out[:, 1] <= out[:, 0]) and np.all(out[:, 0] <= out[:, 2])
+    assert "refitted on a VIDB of 240 texts" in judge.description
+    assert "shipped heads (local judge: shipped)" in judge.description
+    calls = model.calls
+    judge.score(texts[:50], "schwartz:power")
+    assert model.calls == calls  # embeddings cached
+    from valueflow.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="no head for"):
+        judge.score(["x"], "schwartz:growth")
+
+
+def _heldout_rows() -> list[dict[str, str]]:
+    with HELDOUT.open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.model
+def test_shipped_judge_protocol_intervals_and_one_encode_per_text(monkeypatch):
+    pytest.importorskip("sentence_transformers")
+    from valueflow.embed import load_local_scorer
+    from valueflow.judges._types import DirectScorer
+
+    judge = load_local_scorer()
+    assert isinstance(judge, DirectScorer)
+    assert "seed VIDB" in judge.description and "not measured judgments" in judge.description
+    texts = ["I stayed up all night to look after my sick sister.",
+             "He lied to his best friend to get the promotion they both wanted.",
+             "The train to the airport leaves every twenty minutes."]
+    judge._cache.clear()
+    calls: list[int] = []
+    original = judge.model.encode
+
+    def counting(ts, batch_size=32):
+        calls.append(len(ts))
+        return original(ts, batch_size=batch_size)
+
+    monkeypatch.setattr(judge.model, "encode", counting)
+    a = judge.score(texts, "benevolence")
+    b = judge.score(texts, "mft:care_harm")
+    assert calls == [3]
+    for out in (a, b):
+        assert out.shape == (3, 3) and np.all(np.abs(out) <= 10)
+        assert np.all(out[:, 1] <= out[:, 0]) and np.all(out[:, 0] <= out[:, 2])
+    assert a[0, 0] > 2 and a[1, 0] < -2 and abs(a[2, 0]) < 3
+
+
+@pytest.mark.model
+def test_shipped_judge_beats_the_base_encoder_on_a_register_it_never_saw():
+    """Emails and reviews we wrote for this test only: no seed text is in either register."""
+    pytest.importorskip("sentence_transformers")
+    from scipy.stats import spearmanr
+
+    from valueflow.embed import load_local_scorer
+    from valueflow.vidb import load_seed
+    from valueflow.vidb._seed import seed_registers
+
+    assert not {"email", "review"} & set(seed_registers(load_seed()))
+    rows = _heldout_rows()
+    assert len(rows) >= 100
+    judge = load_local_scorer()
+    from valueflow.embed._validity import PhrasingJudge
+
+    base = PhrasingJudge()
+    y = np.array([float(r["intensity"]) for r in rows])
+    preds = {}
+    for name, j in (("local", judge), ("base", base)):
+        p = np.zeros(len(rows))
+        for v in sorted({r["value"] for r in rows}):
+            idx = [i for i, r in enumerate(rows) if r["value"] == v]
+            p[idx] = j.score([rows[i]["text"] for i in idx], v)[:, 0]
+        preds[name] = p
+    d = np.abs(y) >= 2
+    sign = {k: float(np.mean(np.sign(p[d]) == np.sign(y[d]))) for k, p in preds.items()}
+    rho = {k: float(spearmanr(y, p)[0]) for k, p in preds.items()}
+    assert rho["local"] > rho["base"] + 0.1, rho
+    assert sign["local"] > sign["base"] + 0.05, sign
+    assert sign["local"] > 0.75 and rho["local"] > 0.5, (sign, rho)
+
+
+@pytest.mark.model
+def test_local_judge_learns_the_vidb_it_is_given_and_caches_the_refit(tmp_path, monkeypatch):
+    pytest.importorskip("sentence_transformers")
+    import valueflow.embed._shipped as shipped
+    from valueflow.errors import UnknownNameError
+    from valueflow.evaluate import prepare_score
+    from valueflow.vidb import load_seed
+
+    monkeypatch.setenv("VALUEFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(shipped, "_FITTED", {})
+    seed = load_seed()
+    bene = seed[seed.value == "schwartz:benevolence"].sample(frac=1.0, random_state=0)
+    train, test = bene.iloc[:300], bene.iloc[300:]
+    # A user VIDB for a sub-value the judge has no head for: only a refit can score it.
+    path = tmp_path / "caring.csv"
+    train.assign(value="schwartz:benevolence_caring")[["text", "value", "intensity"]].to_csv(
+        path, index=False)
+    with pytest.raises(UnknownNameError, match="no head for"):
+        shipped.load_local_scorer().score(["x"], "schwartz:benevolence_caring")
+    judge = prepare_score(test.text.tolist(), "benevolence_caring", "local", str(path)).judge
+    assert "caring.csv" in judge.description and "refitted" in judge.description
+    pred = judge.score(test.text.tolist(), "schwartz:benevolence_caring")[:, 0]
+    from scipy.stats import spearmanr
+
+    assert spearmanr(pred, test.intensity)[0] > 0.5
+    (entry,) = (tmp_path / "cache").iterdir()
+    assert entry.name.startswith("local-judge-") and entry.suffix == ".npz"
+
+    monkeypatch.setattr(shipped, "_FITTED", {})
+
+    def no_refit(self, *a, **k):
+        raise AssertionError("refitted instead of loading the cached refit")
+
+    monkeypatch.setattr(ValueJudge, "refit", no_refit)
+    again = prepare_score(test.text.tolist(), "benevolence_caring", "local", str(path)).judge
+    assert np.allclose(again.score(test.text.tolist(), "schwartz:benevolence_caring")[:, 0],
+                       pred, atol=1e-6)
+    # a damaged cache entry is refitted and replaced, not a traceback
+    entry.write_bytes(entry.read_bytes()[:100])
+    monkeypatch.undo()
+    monkeypatch.setenv("VALUEFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(shipped, "_FITTED", {})
+    prepare_score(test.text.tolist(), "benevolence_caring", "local", str(path))
+    assert entry.stat().st_size > 1000
+
+
+def test_shipped_judge_matches_the_seed_vidb():
+    """Changing the seed without retraining would ship a judge trained on other texts."""
+    from valueflow.embed._model import default_model_dir
+    from valueflow.embed._shipped import JUDGE_FILE, texts_hash
+    from valueflow.vidb import load_seed
+
+    folder = default_model_dir()
+    info = json.loads((folder / JUDGE_FILE).read_text(encoding="utf-8"))
+    seed = load_seed()
+    assert info["seed_hash"] == texts_hash(seed["text"].astype(str).tolist())
+    meta = json.loads((folder / "hives.json").read_text(encoding="utf-8"))
+    assert meta["kind"] == "lora" and meta["n_train_texts"] == len(seed)
+    total = sum(f.stat().st_size for f in folder.iterdir())
+    assert total < 10 * 2**20  # what the repository ships for the models stays small
