@@ -97,6 +97,16 @@ def analyze(results: pd.DataFrame, thresholds: Thresholds | None = None, *,
     if res.spec is not None:
         res.spec.setdefault("run_id", results.attrs.get("run_id"))
     res.findings = findings(res)
+    status = results.attrs.get("status")
+    if status not in (None, "done"):
+        # A run that is not done must not read as a finished one (here and in the report).
+        missing = 0
+        if "intensity" in results and "response" in results:
+            missing = int((results["intensity"].isna()
+                           & results["response"].astype(str).str.strip().ne("")).sum())
+        res.findings.insert(0, f"Run {results.attrs.get('run_id')} is {status}: {missing} "
+                            "(answer, value) pair(s) have no score and are left out; run "
+                            "`valueflow steer run` with the same config again to complete it.")
     return res
 
 

@@ -137,15 +137,7 @@ def analyze_cmd(run_id: str | None, out_dir: str | None, n_boot: int, seed: int,
         check_output_folder(out_dir, out_files, overwrite=overwrite)
     with open_cli_workspace(read_only=True) as ws:
         results = load_results(ws, run_id)
-    status = results.attrs.get("status", "done")
-    if status != "done":
-        missing = int((results["intensity"].isna()
-                       & results["response"].astype(str).str.strip().ne("")).sum()
-                      ) if "intensity" in results else 0
-        click.echo(f"warning: run {results.attrs.get('run_id')} is {status}: {missing} "
-                   "(answer, value) pair(s) have no score and are left out; run `valueflow "
-                   "steer run` with the same config again to complete it", err=True)
-    analysis = analyze(results, n_boot=n_boot, seed=seed)
+    analysis = analyze(results, n_boot=n_boot, seed=seed)  # says first if the run is not done
     if out_dir:
         d = Path(out_dir)
         for name, df in analysis.tables().items():
