@@ -50,7 +50,12 @@ def plot_delta_heatmap(shifts: pd.DataFrame, model: str, regime: str = "intensit
     table: Any = d.pivot_table(index="value", columns="level", values="delta")
     fig, ax = plt.subplots(figsize=(1.2 * max(3, table.shape[1]) + 2,
                                     0.45 * max(2, table.shape[0]) + 1.5))
-    lim = max(1.0, float(np.nanmax(np.abs(table.to_numpy()))) if table.size else 1.0)
+    if not table.size:  # nothing scored (a failed run): say so instead of an empty image
+        ax.text(0.5, 0.5, "no scores", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        ax.set_title(f"Δ from the unsteered default — {model} ({regime})")
+        return fig
+    lim = max(1.0, float(np.nanmax(np.abs(table.to_numpy()))))
     im = ax.imshow(table.to_numpy(dtype=float), cmap="RdBu_r", vmin=-lim, vmax=lim,
                    aspect="auto")
     ax.set_xticks(range(table.shape[1]), [f"{int(c):+d}" for c in table.columns])
