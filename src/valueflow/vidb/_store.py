@@ -38,6 +38,8 @@ store both (``keep``), leave the stored item alone (``skip``), or overwrite it (
 #: VIDB is asked for (``workspace:all``): a wide interval, or a build whose judges ranked
 #: no better than chance.
 UNRELIABLE_FLAGS = ("at_chance", "low_confidence")
+_FLAG_REASONS = {"at_chance": "item(s) of a build at chance",
+                 "low_confidence": "low-confidence item(s)"}
 
 WORKSPACE_ALL = "workspace:all"
 """The whole workspace VIDB, simulated and unreliable items included."""
@@ -484,11 +486,10 @@ def usable_items(frame: pd.DataFrame) -> tuple[Any, dict[str, int]]:
              else np.full(len(frame), "", dtype=object))
     keep = np.ones(len(frame), dtype=bool)
     reasons: dict[str, int] = {}
-    checks = [("simulated item(s)", np.asarray(kinds == "simulation", dtype=bool)),
-              ("item(s) of a build at chance", np.asarray(
-                  [("at_chance" in f.split(",")) for f in flags], dtype=bool)),
-              ("low-confidence item(s)", np.asarray(
-                  [("low_confidence" in f.split(",")) for f in flags], dtype=bool))]
+    item_flags = [set(f.split(",")) for f in flags]
+    checks = [("simulated item(s)", np.asarray(kinds == "simulation", dtype=bool))]
+    checks += [(_FLAG_REASONS[name], np.asarray([name in f for f in item_flags], dtype=bool))
+               for name in UNRELIABLE_FLAGS]
     for reason, mask in checks:
         hit = keep & mask
         if hit.any():
