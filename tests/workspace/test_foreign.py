@@ -182,6 +182,7 @@ def test_read_only_commands_work_beside_a_running_writer(tmp_path, monkeypatch):
         r = run(cli, ["vidb", "export", str(tmp_path / "out.csv"), "--value", "benevolence"])
         assert r.exit_code == 0, r.output
         assert len(pd.read_csv(tmp_path / "out.csv")) > 10
+        assert "last checkpoint" in r.output
         # a writer beside a writer is still refused, with one line
         r = run(cli, ["vidb", "import", "--seed"])
         _one_line_error(r, "being written by another process")

@@ -83,6 +83,9 @@ def export(out: str, values: tuple[str, ...], overwrite: bool) -> None:
     check_output(out, overwrite=overwrite, inputs=[str(default_workspace_path())], option="OUT")
     with open_cli_workspace(read_only=True) as ws:
         n = VIDBStore(ws).export(out, list(values) or None)
+        if ws.snapshot is not None:
+            click.echo("note: another process is writing the workspace; exported its items as "
+                       "of its last checkpoint", err=True)
     click.echo(f"wrote {n} items to {out}")
 
 
