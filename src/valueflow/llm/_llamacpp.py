@@ -178,6 +178,11 @@ class LlamaCppBackend(Backend):
         t0 = time.perf_counter()
         with self._run_lock:
             try:
+                # Newer llama-cpp-python releases keep sampler state (and the prompt's KV
+                # prefix) between calls: reset both so a seeded sample is reproducible alone.
+                if hasattr(self.llama, "set_seed"):
+                    self.llama.set_seed(kwargs["seed"])
+                self.llama.reset()
                 out = self.llama.create_chat_completion(**kwargs)
             except BackendError:
                 raise
