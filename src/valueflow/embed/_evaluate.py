@@ -144,13 +144,15 @@ class HiVESEvaluator:
         self._base_cache: dict[str, tuple[NDArray[np.float32], NDArray[np.float32]]] = {}
 
     def _features(self, model: HiVESModel) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-        """Base embeddings and middle-layer features of every VIDB text (cached per base)."""
-        if model.base not in self._base_cache:
+        """Encoder embeddings and middle-layer features of every VIDB text (cached per encoder:
+        base and adapter; a head is applied afterwards)."""
+        key = f"{model.base}\0{model.adapter}"
+        if key not in self._base_cache:
             from valueflow.embed._scorer_encoder import encode_base_and_mid
 
-            self._base_cache[model.base] = encode_base_and_mid(
+            self._base_cache[key] = encode_base_and_mid(
                 model, self.vidb["text"].astype(str).tolist())
-        return self._base_cache[model.base]
+        return self._base_cache[key]
 
     def base_embeddings(self, model: HiVESModel) -> NDArray[np.float32]:
         """Base-encoder embeddings of every VIDB text (cached per base)."""
