@@ -81,7 +81,9 @@ def test_profile_cli_learns_a_vidb_file(tmp_path):
                                    "--value", "benevolence_caring", "--value", "power"])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.output)
-    assert "mine.jsonl" in payload["scorer"] and "valueflow-seed" in payload["scorer"]
+    # the user's texts refit the head they are for; the other values keep the shipped heads
+    assert "mine.jsonl" in payload["scorer"] and "refitted" in payload["scorer"]
+    assert "keep the shipped heads" in payload["scorer"]
     assert [r["value"] for r in payload["profile"]] == ["schwartz:benevolence_caring",
                                                          "schwartz:power"]
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -228,8 +229,8 @@ class ValueJudge:
         rho = float(spearmanr(t_on, p_on)[0]) if len(t_on) > 2 else float("nan")
         d = t_on != 0
         sign = float(np.mean(np.sign(p_on[d]) == np.sign(t_on[d]))) if d.any() else float("nan")
-        src = sorted(set(frame.loc[on, "source"].dropna().astype(str))) if (
-            "source" in frame.columns) else []
+        src = sorted({Path(x).name or x for x in frame.loc[on, "source"].dropna().astype(str)}
+                     ) if "source" in frame.columns else []
         kept = (f"; other values keep the shipped heads ({self.description.split(';')[0]})"
                 if self.values_ else "")
         desc = (f"local judge: heads of {len(fit_values)} value(s) refitted on a VIDB of "

@@ -117,6 +117,8 @@ class HierarchicalBatchSampler:
             if int(self.labels.value[a]) in used_values:
                 continue
             cluster = self._cluster(rng, int(a), taken, with_levels=not batch)
+            # a row can be drawn twice inside a cluster (anchor and positive of one level)
+            cluster = [i for i in dict.fromkeys(cluster) if i not in taken]
             room = self.batch_size - len(batch)
             batch += cluster[:room]
             taken.update(cluster[:room])
