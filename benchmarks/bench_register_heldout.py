@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from valueflow.embed._finetune import FineTuneConfig, finetune_encoder
     from valueflow.embed._judge import ValueJudge
     from valueflow.embed._shipped import load_judge_dir
+    from valueflow.embed._validity import score_by_value
     from valueflow.vidb import load_seed
     from valueflow.vidb._seed import seed_registers
 
@@ -81,14 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         if not (folder / "heads.npz").is_file():
             finetune_encoder(train, folder, cfg)
         tuned = load_judge_dir(folder)
-        base = ValueJudge(load_hives("base"), np.zeros((0, 384)), np.zeros(0), [],
-                          {"*": [10.0, 10.0, 10.0]}, "base").refit(train)
+        base = ValueJudge.untrained(load_hives("base")).refit(train)
         print(f"# group {g}: trained in {time.monotonic() - t0:.0f} s", file=sys.stderr)
         part = seed[test]
         for name, judge in (("local", tuned), ("base-heads", base)):
-            pred = np.zeros(len(part))
-            for v, idx in part.groupby("value").indices.items():
-                pred[idx] = judge.score(part["text"].iloc[idx].tolist(), v)[:, 0]
+            pred = score_by_value(judge, part)
             rows.append(pd.DataFrame({"judge": name, "register": reg[test].to_numpy(),
                                       "value": part["value"].to_numpy(),
                                       "text": part["text"].to_numpy(),

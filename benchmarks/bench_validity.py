@@ -27,23 +27,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from valueflow.embed._validity import (
     PhrasingJudge,
     load_emfd,
     load_mfd2,
     load_pyvalues,
     load_reference_fewshot,
+    score_by_value,
     validity_metrics,
 )
-
-
-def _score_frame(judge: Any, frame: Any) -> np.ndarray:
-    out = np.zeros(len(frame))
-    for v, idx in frame.groupby("value").indices.items():
-        out[idx] = judge.score(frame["text"].iloc[idx].tolist(), v)[:, 0]
-    return out
 
 
 def base_heads_judge() -> Any:
@@ -53,9 +45,7 @@ def base_heads_judge() -> Any:
     from valueflow.vidb import load_seed
 
     seed = load_seed()
-    empty = ValueJudge(load_hives("base"), np.zeros((0, 384)), np.zeros(0), [],
-                       {"*": [10.0, 10.0, 10.0]}, "base")
-    return empty.refit(seed)
+    return ValueJudge.untrained(load_hives("base")).refit(seed)
 
 
 def previous_judge() -> Any:
@@ -101,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     for dname, frame in data.items():
         for jname, judge in judges.items():
             t0 = time.monotonic()
-            pred = _score_frame(judge, frame)
+            pred = score_by_value(judge, frame)
             m = validity_metrics(frame, pred)
             m["seconds"] = time.monotonic() - t0
             results.setdefault(dname, {})[jname] = m

@@ -12,6 +12,17 @@ settings.register_profile("explore", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+def run_main(*args: str) -> int:
+    """Run the ``valueflow`` entry point in-process; its exit status (0 when it returns)."""
+    from valueflow.cli._main import main
+
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
 @pytest.fixture
 def tmp_workspace(tmp_path, monkeypatch):
     """A fresh workspace file under tmp_path, also set as the CLI default."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from valueflow.embed._finetune import judge_targets, length_batches, theory_batches
+from valueflow.embed._finetune import judge_targets, length_batches
 from valueflow.embed._judge import STRENGTH_EDGES, ValueJudge, conformal_widths, ridge_heads
 
 HELDOUT = Path(__file__).parent / "data" / "heldout_register.csv"
@@ -86,12 +86,6 @@ def test_judge_targets_own_value_linked_values_and_the_rest():
 
 def test_epoch_batches_hold_every_row_once():
     rng = np.random.default_rng(0)
-    values = [f"v{i % 7}" for i in range(103)]
-    theories = ["t1" if i % 7 < 4 else "t2" for i in range(103)]
-    batches = theory_batches(values, theories, rng, per_value=4, values_per_batch=3)
-    flat = np.concatenate(batches)
-    assert sorted(flat.tolist()) == list(range(103))
-    assert all(len({theories[i] for i in b}) == 1 for b in batches)  # one theory per batch
     lengths = rng.integers(1, 90, 103)
     lb = length_batches(lengths, rng, 16)
     assert sorted(np.concatenate(lb).tolist()) == list(range(103))

@@ -12,18 +12,10 @@ import socket
 import pandas as pd
 import pytest
 
-from valueflow.cli._main import main
+from tests.conftest import run_main
 from valueflow.errors import ConfigError, UnknownNameError
 from valueflow.llm._openai import OpenAIBackend
 from valueflow.llm.testing import FakeOpenAIServer
-
-
-def _run(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def _ranking(body) -> str:
@@ -63,7 +55,7 @@ def _runs(ws) -> list[str]:
 def test_unreachable_judge_fails_fast_writes_nothing_and_a_rerun_asks_again(setup, capsys):
     port = _free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    assert _run(*setup["args"](url)) == 4
+    assert run_main(*setup["args"](url)) == 4
     err = capsys.readouterr().err
     assert "cannot be reached" in err and "connection failed" in err
     assert [ln for ln in err.splitlines() if ln.startswith("Error:")] == [
@@ -72,7 +64,7 @@ def test_unreachable_judge_fails_fast_writes_nothing_and_a_rerun_asks_again(setu
     assert not setup["out"].exists()
     assert _runs(setup["ws"]) == ["failed"]
     with FakeOpenAIServer(respond=_ranking, port=port) as server:
-        assert _run(*setup["args"](url)) == 0
+        assert run_main(*setup["args"](url)) == 0
         assert len(server.requests) == 8  # the judge was asked, nothing came from a cache
     assert pd.read_csv(setup["out"])["intensity"].notna().all()
     assert _runs(setup["ws"]) == ["failed", "done"]
@@ -80,7 +72,7 @@ def test_unreachable_judge_fails_fast_writes_nothing_and_a_rerun_asks_again(setu
 
 def test_a_judge_that_answers_only_garbage_is_a_failed_run(setup, capsys):
     with FakeOpenAIServer(respond=lambda body: "I am not sure.") as server:
-        assert _run(*setup["args"](server.url)) == 4
+        assert run_main(*setup["args"](server.url)) == 4
     err = capsys.readouterr().err
     assert "no text got an intensity" in err and "unreadable ranking" in err
     assert not setup["out"].exists()
@@ -96,7 +88,7 @@ def test_some_rows_without_intensity_is_partial_and_they_are_not_stored(setup, c
             else _ranking(body)
 
     with FakeOpenAIServer(respond=respond) as server:
-        assert _run(*setup["args"](server.url)) == 3
+        assert run_main(*setup["args"](server.url)) == 3
         err = capsys.readouterr().err
         assert "1 of 8 rows have no intensity" in err and "partial" in err
         df = pd.read_csv(setup["out"])  # the usable rows are written
@@ -109,7 +101,7 @@ def test_some_rows_without_intensity_is_partial_and_they_are_not_stored(setup, c
         # The unreadable answers were not cached: a rerun asks the judge about them again.
         before = server.counts.copy()
         setup["out"].unlink()
-        assert _run(*setup["args"](server.url)) == 3
+        assert run_main(*setup["args"](server.url)) == 3
         asked_again = [p for p in server.counts if server.counts[p] > before[p]
                        and "<texts>" in p]
         assert len(asked_again) == 1 and "response number 3" in asked_again[0]
@@ -117,7 +109,7 @@ def test_some_rows_without_intensity_is_partial_and_they_are_not_stored(setup, c
 
 
 def test_zero_concurrency_is_refused(setup, capsys):
-    assert _run(*setup["args"]("http://127.0.0.1:1/v1", "--max-concurrency", "0")) == 2
+    assert run_main(*setup["args"]("http://127.0.0.1:1/v1", "--max-concurrency", "0")) == 2
     assert "--max-concurrency" in capsys.readouterr().err
 
 
@@ -150,7 +142,7 @@ def test_a_very_long_text_is_cut_with_a_warning(setup, tmp_path, capsys):
     args[1] = str(long_in)
     with FakeOpenAIServer(respond=_ranking) as server:
         args[args.index("--base-url") + 1] = server.url
-        assert _run(*args) == 0
+        assert run_main(*args) == 0
         longest = max(len(r.body["messages"][-1]["content"]) for r in server.requests)
     assert "1 text(s) longer than 4000 characters are cut" in capsys.readouterr().err
     assert longest < 8000
@@ -173,7 +165,7 @@ def test_a_study_with_a_judge_that_fails_says_so(tmp_workspace, tmp_path, capsys
         return _ranking(body) if "<texts>" in user else "3"
 
     def study(url: str, out: str) -> int:
-        return _run("study", "judges", "--data", str(path), "--judge", "openai/j",
+        return run_main("study", "judges", "--data", str(path), "--judge", "openai/j",
                     "--base-url", url, "--paraphrases", "1", "--k", "3", "--m", "1",
                     "--design", "random", "--vidb", "seed", "--no-progress", "--out",
                     str(tmp_path / out))

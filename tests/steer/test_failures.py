@@ -9,7 +9,7 @@ import socket
 import pytest
 import yaml
 
-from valueflow.cli._main import main
+from tests.conftest import run_main
 from valueflow.errors import ConfigError, RunFailedError
 from valueflow.llm._openai import OpenAIBackend
 from valueflow.llm.testing import FakeOpenAIServer
@@ -48,14 +48,6 @@ def _cfg(gen_url: str, judge_url: str, **judge_options) -> dict:
     return {**BASE, "models": [{"spec": "openai/gen", "base_url": gen_url}],
             "judge": {"spec": "openai/judge", "options": {"base_url": judge_url, **judge_options},
                       "k": 3, "m": 1, "design": "random", "vidb": "seed"}}
-
-
-def _run(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(autouse=True)
@@ -99,13 +91,13 @@ def test_an_unreachable_judge_stops_the_run_before_generation(tmp_workspace, tmp
     with FakeOpenAIServer(respond=_answer) as gen:
         cfg = tmp_path / "c.yaml"
         cfg.write_text(yaml.safe_dump(_cfg(gen.url, f"http://127.0.0.1:{port}/v1")))
-        assert _run("steer", "run", str(cfg)) == 4
+        assert run_main("steer", "run", str(cfg)) == 4
         err = capsys.readouterr().err
         assert "cannot be reached" in err and "Traceback" not in err
         assert gen.requests == []  # no answer paid for with a judge that cannot score it
         assert list(tmp_workspace.runs("steer")["status"]) == ["failed"]
         with FakeOpenAIServer(respond=_ranking, port=port) as judge:
-            assert _run("steer", "run", str(cfg)) == 0
+            assert run_main("steer", "run", str(cfg)) == 0
             assert judge.completed > N_ANSWERS  # back up: the judge is asked
     assert list(tmp_workspace.runs("steer")["status"]) == ["done"]
 
@@ -122,7 +114,7 @@ def test_judge_failures_are_not_stored_and_a_rerun_asks_again(tmp_workspace, tmp
             FakeOpenAIServer(respond=judge_respond) as judge:
         cfg = tmp_path / "c.yaml"
         cfg.write_text(yaml.safe_dump(_cfg(gen.url, judge.url)))
-        assert _run("steer", "run", str(cfg), "--json") == 4
+        assert run_main("steer", "run", str(cfg), "--json") == 4
         captured = capsys.readouterr()
         summary = json.loads(captured.out)
         assert summary["status"] == "failed" and summary["scores"]["failed"] == N_ANSWERS
@@ -130,7 +122,7 @@ def test_judge_failures_are_not_stored_and_a_rerun_asks_again(tmp_workspace, tmp
         assert "unreadable ranking" in captured.err
         assert SteerStore(tmp_workspace).existing_scores("openai/judge") == set()
         assert list(tmp_workspace.runs("steer")["status"]) == ["failed"]
-        _run("steer", "analyze", "--n-boot", "20")
+        run_main("steer", "analyze", "--n-boot", "20")
         assert f"is failed: {N_ANSWERS} (answer, value) pair(s) have no score" in \
             capsys.readouterr().out.splitlines()[0]
         from valueflow.analysis import analyze, render_report
@@ -141,7 +133,7 @@ def test_judge_failures_are_not_stored_and_a_rerun_asks_again(tmp_workspace, tmp
 
         state["garbage"] = False
         asked = judge.completed
-        assert _run("steer", "run", str(cfg), "--json") == 0
+        assert run_main("steer", "run", str(cfg), "--json") == 0
         summary = json.loads(capsys.readouterr().out)
         assert summary["status"] == "done" and summary["scores"]["scored"] == N_ANSWERS
         assert summary["models"]["openai/gen"] == {**summary["models"]["openai/gen"],
@@ -253,7 +245,7 @@ def test_a_binary_file_is_a_one_line_error(tmp_path, capsys):
     blob.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x00\x10" * 8)
     for args in (["steer", "run", str(blob)], ["theories", "validate", str(blob)],
                  ["--theory-file", str(blob), "theories", "list"]):
-        assert _run(*args) == 2, args
+        assert run_main(*args) == 2, args
         err = capsys.readouterr().err
         assert "not a text file" in err and "Traceback" not in err, (args, err)
 

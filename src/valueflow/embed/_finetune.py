@@ -9,8 +9,8 @@ with two losses on the same mean-pooled, L2-normalised embedding ``z``:
   says nothing about hedonism); values linked to its own are left out (a text against a
   friend is against several of them at once).
 - **hierarchy** (HiVES stage 1): the hierarchical contrastive loss over theory paths and
-  direction, on batches drawn from one theory (``values_per_batch`` values, ``per_value``
-  texts each), so every level has positives.
+  direction, on the same batches (texts of similar token length: cheap on a CPU, with fewer
+  positives per batch than theory-drawn batches would give).
 
 Freezing the encoder (the earlier design) cannot learn stance: "I stood by my brother" and "I
 abandoned my brother" embed almost alike. Fine-tuning can, and the adapter ships in about 1 MB.
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = ["ADAPTER_FILE", "HEADS_FILE", "FineTuneConfig", "finetune_encoder", "judge_targets",
-           "length_batches", "theory_batches"]
+           "length_batches"]
 
 ADAPTER_FILE = "adapter.safetensors"
 HEADS_FILE = "heads.npz"
@@ -63,10 +63,6 @@ class FineTuneConfig:
     """AdamW weight decay."""
     epochs: int = 3
     """Passes over the training texts."""
-    per_value: int = 8
-    """Texts of one value in a batch."""
-    values_per_batch: int = 4
-    """Values (of one theory) in a batch."""
     max_length: int = 96
     """Token limit per text (longer texts are truncated)."""
     train_layers: int = 3
@@ -86,10 +82,9 @@ class FineTuneConfig:
     """Stop after this many steps (tests and quick checks)."""
 
     def validate(self) -> None:
-        if (self.rank < 1 or self.epochs < 1 or self.per_value < 2 or self.values_per_batch < 1
-                or self.train_layers < 1 or self.batch_size < 2):
-            raise ConfigError("rank, epochs and values_per_batch must be >= 1 and per_value >= 2",
-                              hint="e.g. rank=8 epochs=3 per_value=8 values_per_batch=4")
+        if self.rank < 1 or self.epochs < 1 or self.train_layers < 1 or self.batch_size < 2:
+            raise ConfigError("rank, epochs and train_layers must be >= 1 and batch_size >= 2",
+                              hint="e.g. rank=16 epochs=2 train_layers=2 batch_size=32")
         if self.lr <= 0 or self.head_lr <= 0 or self.max_length < 8:
             raise ConfigError("learning rates must be > 0 and max_length >= 8",
                               hint="e.g. lr=1e-3 head_lr=3e-3 max_length=96")
@@ -115,28 +110,6 @@ def judge_targets(row_values: Sequence[str], intensity: NDArray[Any], values: Se
             y[i, col[v]] = float(intensity[i]) / 10.0
             w[i, col[v]] = 1.0
     return y, w
-
-
-def theory_batches(row_values: Sequence[str], row_theories: Sequence[str], rng: np.random.Generator,
-                   per_value: int, values_per_batch: int) -> list[NDArray[np.int64]]:
-    """One epoch of batches: each row once; a batch holds ``values_per_batch`` chunks of
-    ``per_value`` rows, each chunk from one value, all chunks from one theory."""
-    by_value: dict[str, list[int]] = {}
-    for i, v in enumerate(row_values):
-        by_value.setdefault(v, []).append(i)
-    theory_of = {v: row_theories[idx[0]] for v, idx in by_value.items()}
-    chunks: dict[str, list[NDArray[np.int64]]] = {}
-    for v in sorted(by_value):
-        idx = rng.permutation(np.asarray(by_value[v], dtype=np.int64))
-        for s in range(0, len(idx), per_value):
-            chunks.setdefault(theory_of[v], []).append(idx[s:s + per_value])
-    batches = []
-    for t in sorted(chunks):
-        cs = chunks[t]
-        order = rng.permutation(len(cs))
-        for s in range(0, len(cs), values_per_batch):
-            batches.append(np.concatenate([cs[j] for j in order[s:s + values_per_batch]]))
-    return [batches[j] for j in rng.permutation(len(batches))]
 
 
 def length_batches(lengths: NDArray[Any], rng: np.random.Generator, batch_size: int
@@ -333,10 +306,8 @@ def _lower_states(bert: Any, tok: Any, enc: Any, k0: int, device: str, verbose: 
                             return_tensors="pt").to(device)
             h = bert.embeddings(input_ids=batch["input_ids"],
                                 token_type_ids=batch.get("token_type_ids"))
-            ext = _additive_mask(batch["attention_mask"].to(h.dtype), h.dtype)
-            for layer in bert.encoder.layer[:k0]:
-                o = layer(h, attention_mask=ext)
-                h = o[0] if isinstance(o, tuple) else o
+            h = _run_blocks(bert.encoder.layer[:k0], h,
+                            _additive_mask(batch["attention_mask"], h.dtype))
             for j, i in enumerate(idx):
                 out[i] = h[j, : len(enc["input_ids"][i])].to(torch.float16).cpu().clone()
     if verbose:
@@ -355,13 +326,19 @@ def _upper_pass(bert: Any, lower: list[Any], idx: NDArray[Any], k0: int, device:
     for j, t in enumerate(seqs):
         h[j, : len(t)] = t.to(device).float()
         mask[j, : len(t)] = 1.0
-    ext = _additive_mask(mask, h.dtype)
-    for layer in bert.encoder.layer[k0:]:
-        out = layer(h, attention_mask=ext)
-        h = out[0] if isinstance(out, tuple) else out
+    h = _run_blocks(bert.encoder.layer[k0:], h, _additive_mask(mask, h.dtype))
     m = mask.unsqueeze(-1)
     pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
     return torch.nn.functional.normalize(pooled, dim=-1)
+
+
+def _run_blocks(blocks: Any, h: Any, mask: Any) -> Any:
+    """``h`` through transformer ``blocks`` (a block returns a tensor or, in older
+    transformers releases, a tuple)."""
+    for block in blocks:
+        out = block(h, attention_mask=mask)
+        h = out[0] if isinstance(out, tuple) else out
+    return h
 
 
 def _additive_mask(mask: Any, dtype: Any) -> Any:

@@ -44,18 +44,12 @@ def _stratum(pred: NDArray[Any]) -> NDArray[np.int64]:
     return np.searchsorted(np.asarray(STRENGTH_EDGES), np.abs(pred), side="right")
 
 
-def _conformal_q(res: NDArray[Any], level: float = 0.9) -> float:
-    n = len(res)
-    if n == 0:
-        return 10.0
-    k = min(n, int(np.ceil((n + 1) * level)))
-    return float(np.sort(res)[k - 1])
-
-
 def conformal_widths(y: NDArray[Any], pred: NDArray[Any], level: float = 0.9,
                      min_n: int = 30) -> list[float]:
     """Split-conformal half-widths per |prediction| stratum (see :data:`STRENGTH_EDGES`);
     a stratum with fewer than ``min_n`` residuals takes the pooled width."""
+    from valueflow.embed._scorer import _conformal_q
+
     res = np.abs(np.asarray(y, float) - np.asarray(pred, float))
     pooled = _conformal_q(res, level)
     strata = _stratum(np.asarray(pred, float))
@@ -109,6 +103,12 @@ class ValueJudge:
         self.widths = widths
         self.description = description
         self._cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
+
+    @classmethod
+    def untrained(cls, model: HiVESModel, description: str = "") -> ValueJudge:
+        """A judge with no heads yet on ``model``'s embeddings: :meth:`refit` gives it some."""
+        return cls(model, np.zeros((0, model.dim)), np.zeros(0), [], {"*": [10.0, 10.0, 10.0]},
+                   description or f"value heads on {model.name}")
 
     # -- embeddings ----------------------------------------------------------------------
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:

@@ -225,8 +225,7 @@ def load_local_scorer(path: str | Path | None = None, *, vidb: pd.DataFrame | st
     base = load_judge_dir(path) if path is not None else _default_judge()
     if model is not None:
         enc = model if isinstance(model, HiVESModel) else load_hives(model)
-        base = ValueJudge(enc, np.zeros((0, base.W.shape[1])), np.zeros(0), [],
-                          {"*": [10.0, 10.0, 10.0]}, f"value heads on {enc.name}")
+        base = ValueJudge.untrained(enc)
         if vidb is None:
             vidb = "seed"
     if vidb is None:
@@ -299,7 +298,6 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
     info = {"widths": widths, "description": desc, "seed_hash": texts_hash(
         seed["text"].astype(str).tolist()), "validity": validity or {}}
     (dst / JUDGE_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
-    for stale in ("head.npz",):
-        (dst / stale).unlink(missing_ok=True)
+    (dst / "head.npz").unlink(missing_ok=True)  # the head-on-frozen-features model it replaces
     _default_judge.cache_clear()
     return dst

@@ -45,6 +45,7 @@ __all__ = [
     "load_mfd2",
     "load_pyvalues",
     "load_reference_fewshot",
+    "score_by_value",
     "validity_metrics",
 ]
 
@@ -215,6 +216,15 @@ class PhrasingJudge:
             self._protos[node.id] = p[0] - p[1]
         s = 10.0 * self.model.encode(list(texts)) @ self._protos[node.id]
         return np.column_stack([s, s, s]).astype(np.float64)
+
+
+def score_by_value(judge: Any, frame: pd.DataFrame) -> NDArray[np.float64]:
+    """Mean intensity of each row's ``text`` on its ``value`` from a ``DirectScorer``
+    (one call per value)."""
+    out = np.zeros(len(frame))
+    for v, idx in frame.groupby("value").indices.items():
+        out[idx] = judge.score(frame["text"].iloc[idx].astype(str).tolist(), v)[:, 0]
+    return out
 
 
 def _auc(pos: NDArray[Any], neg: NDArray[Any]) -> float:

@@ -33,7 +33,7 @@ def _seed_frame() -> pd.DataFrame:
             if "register" in raw.columns:
                 # seed v2 files tag each text's register: it becomes the row's dataset
                 raw = raw.assign(dataset="seed/" + raw.pop("register").astype(str))
-                raw = raw.drop(columns=[c for c in ("pair",) if c in raw.columns])
+                raw = raw.drop(columns=["pair"], errors="ignore")
             frames.append(
                 normalize_vidb_frame(
                     raw,
