@@ -7,6 +7,9 @@ A VIDB is a table with at least ``text``, ``value`` (canonical value id) and ``i
 ``simulation``).
 """
 
+# The build's window designs live in valueflow.ranking (one vocabulary for every design);
+# they stay importable from here as before.
+from valueflow.ranking import adaptive_windows, balanced_windows, window_components
 from valueflow.vidb._build import (
     BuildConfig,
     BuildResult,
@@ -30,7 +33,6 @@ from valueflow.vidb._categorize import (
     parse_vote,
 )
 from valueflow.vidb._frame import direction_of, item_id, normalize_vidb_frame
-from valueflow.vidb._schedule import adaptive_windows, balanced_windows, window_components
 from valueflow.vidb._schema import SOURCE_KINDS, VIDB_COLUMNS
 from valueflow.vidb._seed import SEED_PROVENANCE, load_seed
 from valueflow.vidb._stats import HIST_EDGES, plot_vidb_histograms, vidb_stats

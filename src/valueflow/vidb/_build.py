@@ -47,7 +47,7 @@ from valueflow.vidb._build_flags import (
     ranking_signal,
 )
 from valueflow.vidb._frame import direction_of, item_id
-from valueflow.vidb._schedule import adaptive_windows, appearances, balanced_windows
+from valueflow.ranking import adaptive_windows, appearances, balanced_windows
 from valueflow.vidb._schema import VIDB_COLUMNS
 
 if TYPE_CHECKING:

@@ -1,3 +1,5 @@
+"""All-unknown window designs (building a VIDB): balanced rounds and the adaptive round."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from valueflow.errors import ConfigError
-from valueflow.vidb import adaptive_windows, balanced_windows, window_components
-from valueflow.vidb._schedule import appearances, bridge_components
+from valueflow.ranking import adaptive_windows, appearances, balanced_windows, window_components
+from valueflow.ranking._design import bridge_components
 
 
 @settings(max_examples=60, deadline=None)
@@ -62,3 +64,11 @@ def test_adaptive_windows_group_near_ties():
     assert sorted(w[0].tolist()) == [1, 2, 4]
     many = adaptive_windows(u, se, 3, 4, seed=0)
     assert many.shape == (4, 3)
+
+
+def test_vidb_keeps_the_designs_it_always_offered():
+    import valueflow.vidb as vidb
+
+    assert vidb.balanced_windows is balanced_windows
+    assert vidb.adaptive_windows is adaptive_windows
+    assert vidb.window_components is window_components
