@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -253,7 +252,7 @@ def build(input_path: str, values: tuple[str, ...], judge_specs: tuple[str, ...]
 
     source = source_name or input_path
     if dry_run:
-        _dry_run(per_value, cfg, judge_specs, panel_specs, neutral, as_json,
+        _dry_run(per_value, cfg, judge_specs, panel_specs, neutral, refs, as_json,
                  _stored_elsewhere(per_value, source))
         return
     with open_cli_workspace() as ws:
@@ -371,28 +370,34 @@ def _stored_elsewhere(per_value: dict[str, list[str]], source: str) -> int:
 
 
 def _dry_run(per_value: dict[str, list[str]], cfg: Any, judges: tuple[str, ...],
-             panel: tuple[str, ...], neutral: list[str] | None, as_json: bool,
+             panel: tuple[str, ...], neutral: list[str] | None, refs: Any, as_json: bool,
              conflicts: int = 0) -> None:
-    n_neutral = len(neutral) if neutral is not None else cfg.n_neutral
-    if panel:  # at most this many texts the panel finds neutral join the anchors
-        n_neutral += cfg.n_panel_neutral
-    plan = []
-    for vid, texts in per_value.items():
-        n = len({" ".join(t.split()).lower() for t in texts if t.strip()}) + n_neutral
-        kk = min(cfg.k, n)
-        windows = cfg.r * math.ceil(n / kk)
-        per_judge = windows if cfg.assign == "all" else math.ceil(windows / max(1, len(judges)))
-        plan.append({"value": vid, "texts": n - n_neutral, "neutral_anchors": n_neutral,
-                     "windows": windows, "judge_calls": per_judge * max(1, len(judges)),
-                     "panel_calls_per_level": (n - n_neutral) * len(panel)})
+    from valueflow.vidb import estimate_build_cost
+
+    simulated = [i for i, s in enumerate(judges) if s == "sim" or s.startswith("sim/")]
+    costs = estimate_build_cost(per_value, None, config=cfg, n_judges=max(1, len(judges)),
+                                simulated=simulated, neutral_texts=neutral, references=refs,
+                                n_panel=len(panel))
+    plan = [{"value": c.value, "texts": c.n_texts, "neutral_anchors": c.n_neutral,
+             "references": c.n_reference, "windows": c.n_windows,
+             "adaptive_windows": c.n_adaptive_windows, "judge_calls": c.judge_calls,
+             "llm_calls": c.llm_calls, "prompt_tokens": c.prompt_tokens,
+             "panel_calls_per_level": c.panel_calls_per_level, "exact": c.exact}
+            for c in costs]
     if as_json:
         echo_json({"dry_run": True, "judges": list(judges), "panel": list(panel), "plan": plan,
                    "conflicts": conflicts})
         return
     for p in plan:
-        click.echo(f"{p['value']}: {p['texts']} texts + {p['neutral_anchors']} neutral anchors, "
-                   f"about {p['windows']} windows of {cfg.k}, {p['judge_calls']} judge calls"
-                   + (f", {p['panel_calls_per_level']} panel calls per level" if panel else ""))
+        click.echo(
+            f"{p['value']}: {p['texts']} texts + {p['neutral_anchors']} neutral anchors"
+            + (f" + {p['references']} references" if p["references"] else "")
+            + f", {p['windows']} windows of {cfg.k}"
+            + (f" + at most {p['adaptive_windows']} adaptive" if p["adaptive_windows"] else "")
+            + f", {'' if p['exact'] else 'at most '}{p['judge_calls']} judge calls"
+            + (f" (about {p['prompt_tokens']:,} prompt tokens in {p['llm_calls']} LLM calls)"
+               if p["llm_calls"] else "")
+            + (f", {p['panel_calls_per_level']} panel calls per level" if panel else ""))
     if conflicts:
         click.echo(f"{conflicts} text(s) are already in the VIDB from another source: the build "
                    "stops unless --on-conflict skip, keep or replace says what to do")

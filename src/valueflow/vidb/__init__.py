@@ -25,6 +25,7 @@ from valueflow.vidb._build_flags import (
     judge_disagreement,
     ranking_signal,
 )
+from valueflow.vidb._build_plan import BuildCost, estimate_build_cost
 from valueflow.vidb._categorize import (
     AcceptanceRule,
     LevelDecision,
@@ -59,6 +60,7 @@ __all__ = [
     "AcceptanceRule",
     "BuildConfig",
     "BuildConflict",
+    "BuildCost",
     "BuildResult",
     "Calibration",
     "CategoryResult",
@@ -76,6 +78,7 @@ __all__ = [
     "build_vidb_async",
     "calibrate_utilities",
     "direction_of",
+    "estimate_build_cost",
     "item_id",
     "judge_disagreement",
     "load_seed",
