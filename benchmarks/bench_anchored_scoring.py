@@ -4,8 +4,10 @@ Design (issue 4, benchmark 2): 2,000 anchors and 300 texts with known intensitie
 the same distribution, windows of k = 6 (one text + 5 anchors), a simulated Plackett–Luce
 judge with β = 0.3 and β = 1.0, and m = 3 or m = 10 windows (= judge calls) per text.
 
-* baseline — the reference method (``ReferenceAnchoredScorer``): bucket windows, β fixed at
-  1, 1-D PL maximum likelihood, clamping;
+* baseline — the reference method as ``ReferenceAnchoredScorer``, our reimplementation of
+  the published evaluator's estimator (bucket windows, β fixed at 1, 1-D PL maximum
+  likelihood, clamping), written from a description of that script and checked by unit
+  tests, not run beside it (see the class's docstring and benchmarks/README.md);
 * ours — ``AnchoredScorer`` (β estimated from the data, anchor-density prior, posterior
   mean) with ``AdaptiveDesigner`` windows, one round of m per text;
 * ours/bucket — ``AnchoredScorer`` on the baseline's own bucket windows (no adaptivity);

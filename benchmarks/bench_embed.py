@@ -1,12 +1,16 @@
 """Throughput of HiVES embedding and the local judge against the base encoder alone.
 
-Run: ``python benchmarks/bench_embed.py [--n 512]``. Prints texts/s for the bundled MiniLM
-alone (``SentenceTransformer.encode``), the token-sorted encoder pass (last + middle layers),
-``embed`` (the shipped fine-tuned HiVES), ``score --judge local`` for one value and for all 32
-values over the same texts (text-value pairs/s: one encoder pass serves every value), each as a
-ratio to the base encoder measured in this run (best of 3 runs each), the load time of the
-shipped judge, the training time of a head on frozen features, and the time of a refit of the
-judge's heads on a VIDB (the seed's texts of 8 values, CPU).
+Run: ``python benchmarks/bench_embed.py [--n 512]``. Everything is timed in-process, as
+Python calls — not through the CLI, so command start-up, the imports, reading the input file
+and writing the output are not in the figures (``valueflow embed`` and ``valueflow score
+--judge local`` make these calls and add those costs). Prints texts/s for the bundled MiniLM
+alone (``encode_base``), the token-sorted encoder pass (last + middle layers),
+``HiVES.encode`` (the shipped fine-tuned HiVES; what ``embed`` calls), the local judge's
+``score`` for one value and for all 32 values over the same texts (text-value pairs/s: one
+encoder pass serves every value; what ``score --judge local`` calls), each as a ratio to the
+base encoder measured in this run (best of 3 runs each), the load time of the shipped judge,
+the training time of a head on frozen features, and the time of a refit of the judge's heads
+on a VIDB (the seed's texts of 8 values, CPU).
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ def main() -> None:
     from valueflow.embed._scorer_encoder import encode_base_and_mid, encode_for_scorer
 
     timed("scorer encoder pass (e + mid, token-sorted)", lambda: encode_for_scorer(base, texts))
-    timed("embed (MiniLM + HiVES head)", lambda: hives.encode(texts))
+    timed("HiVES.encode (in-process; what embed calls)", lambda: hives.encode(texts))
     from valueflow.embed._shipped import _default_judge
 
     _default_judge.cache_clear()  # time a real load
@@ -70,8 +74,8 @@ def main() -> None:
         for v in evaluation_values():
             scorer.score(texts, v)
 
-    timed("score --judge local, 1 value", score_one)
-    timed("score --judge local, 32 values (text-values/s)", score_all, n=args.n * 32)
+    timed("local judge score(), 1 value (in-process)", score_one)
+    timed("local judge score(), 32 values (text-values/s)", score_all, n=args.n * 32)
 
     print(f"torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}, n={args.n}; "
           f"local judge loaded in {t_load:.1f} s (weights already cached by the OS)")
