@@ -1,6 +1,9 @@
 """Reading and writing tables (CSV, JSONL, Parquet) with precise errors and atomic writes.
 
-Shared by every command that takes an input file or writes an output file. Output paths are
+Shared by every command that takes an input file or writes an output file. Inputs are read by
+:func:`read_table` (a ``.txt`` file is one text per line), tables of texts with reference
+intensities by :func:`read_references`; :func:`text_key` is the one way texts are compared
+(whitespace flattened, case folded). Output paths are
 checked before any work (:func:`check_output`): the folder exists and is writable, the
 extension is one the command writes, an existing file is replaced only when asked, and an
 input is never overwritten. Writes go to a temporary file beside the target and are renamed
@@ -24,8 +27,10 @@ from valueflow.errors import ConfigError, DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PLOT_EXTENSIONS", "TABLE_FORMATS", "atomic_output", "check_output", "check_output_folder", "read_table",
-           "require_columns", "table_format", "write_table"]
+__all__ = ["INTENSITY_COLUMNS", "PLOT_EXTENSIONS", "TABLE_FORMATS", "TEXT_EXTENSION",
+           "atomic_output", "check_output", "check_output_folder", "read_references",
+           "read_table", "read_texts", "require_columns", "table_format", "text_key",
+           "write_table"]
 
 TABLE_FORMATS = {
     ".csv": "csv",
@@ -36,6 +41,13 @@ TABLE_FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+
+TEXT_EXTENSION = ".txt"
+"""An input file with this extension holds one text per line (blank lines are skipped)."""
+
+INTENSITY_COLUMNS = ("intensity", "final_rating", "rating", "score")
+"""Columns :func:`read_references` takes as the intensity, in this order, when none is named
+(the published VIDB calls it ``final_rating``)."""
 
 PLOT_EXTENSIONS = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
 """Image files the commands' ``--plot`` options write (matplotlib, by extension)."""
@@ -52,8 +64,18 @@ def table_format(path: str | os.PathLike[str]) -> str:
     return TABLE_FORMATS[suffix]
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a CSV, TSV, JSONL, JSON (list of records) or Parquet file into a DataFrame."""
+def text_key(text: str) -> str:
+    """The form in which two texts count as the same: whitespace runs flattened to one space,
+    ends trimmed, case folded (``"  Be  KIND "`` and ``"be kind"`` share a key)."""
+    return " ".join(text.split()).lower()
+
+
+def read_table(path: str | os.PathLike[str], *, text_column: str = "text") -> pd.DataFrame:
+    """Read a CSV, TSV, JSONL, JSON (list of records) or Parquet file into a DataFrame.
+
+    A ``.txt`` file is one text per line: a one-column frame named ``text_column``, blank
+    lines skipped.
+    """
     import pandas as pd
 
     p = Path(path)
@@ -61,8 +83,11 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise DataError(f"input file {str(p)!r} does not exist")
     if p.is_dir():
         raise DataError(f"input {str(p)!r} is a folder, not a file")
-    fmt = table_format(p)
+    fmt = "txt" if p.suffix.lower() == TEXT_EXTENSION else table_format(p)
     try:
+        if fmt == "txt":
+            lines = p.read_text(encoding="utf-8").splitlines()
+            return pd.DataFrame({text_column: [ln for ln in lines if ln.strip()]}, dtype=object)
         if fmt == "csv":
             return pd.read_csv(p, keep_default_na=False, na_values=[""])
         if fmt == "tsv":
@@ -84,6 +109,73 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         ) from exc
     except Exception as exc:  # pyarrow raises its own types for corrupt parquet
         raise DataError(f"cannot read {str(p)!r} as {fmt}: {exc}") from exc
+
+
+def read_texts(path: str | os.PathLike[str], text_column: str = "text",
+               group_column: str | None = None) -> pd.DataFrame:
+    """An input of texts (any :func:`read_table` file, ``.txt`` included), checked to have
+    the text column (and the group column) and a text in every row; texts become ``str``."""
+    df = read_table(path, text_column=text_column)
+    require_columns(df, [c for c in (text_column, group_column) if c is not None],
+                    source=str(path))
+    missing = df[text_column].isna()
+    if missing.any():
+        rows = ", ".join(str(int(i) + 1) for i in missing[missing].index[:5])
+        raise DataError(f"{int(missing.sum())} rows of {path} have no text (rows {rows})",
+                        hint="drop or fill them first")
+    df[text_column] = df[text_column].astype(str)
+    return df
+
+
+def read_references(
+    path: str | os.PathLike[str],
+    *,
+    source: str | None = None,
+    intensity_column: str | None = None,
+    skip_missing: bool = False,
+    limit: float | None = None,
+) -> pd.DataFrame:
+    """A table of texts with reference intensities: ``text``, ``intensity`` (a float) and,
+    where the file has one, ``value`` as canonical value ids.
+
+    Args:
+        path: A table file (see :func:`read_table`).
+        source: How messages name the file (default: its path), e.g. ``"--sim-truth x.csv"``.
+        intensity_column: The intensity column; default the first of
+            :data:`INTENSITY_COLUMNS` the file has.
+        skip_missing: Drop rows whose intensity is missing or not a number (otherwise they
+            are an error); a file with no number at all is an error either way.
+        limit: Refuse intensities whose magnitude exceeds this (e.g. 10).
+
+    Raises:
+        DataError: a column is missing, an intensity is not a number or out of range.
+        UnknownNameError: a value name is not known.
+    """
+    import numpy as np
+    import pandas as pd
+
+    name = source or str(path)
+    df = read_table(path)
+    column = intensity_column or next((c for c in INTENSITY_COLUMNS if c in df.columns),
+                                      "intensity")
+    require_columns(df, ["text", column], source=name)
+    y = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(y)
+    if bad.all() and len(y):
+        raise DataError(f"{name} has no numeric intensities in {column!r}")
+    if bad.any() and not skip_missing:
+        raise DataError(f"{name}: intensity is missing or not a number in {int(bad.sum())} "
+                        f"row(s) of {column!r}", hint="fill or drop those rows")
+    if limit is not None and (np.abs(y[~bad]) > limit).any():
+        raise DataError(f"{name}: intensity must be a number in [-{limit:g}, {limit:g}] in "
+                        "every row")
+    out = pd.DataFrame({"text": df["text"].astype(str), "intensity": y})
+    if "value" in df.columns:
+        from valueflow.theories import resolve_value
+
+        ids = {v: resolve_value(v).id for v in set(df["value"].astype(str))}
+        out["value"] = [ids[v] for v in df["value"].astype(str)]
+    return out[~bad].reset_index(drop=True)
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -122,8 +122,8 @@ def test_rating_with_the_local_judge_is_refused_before_loading(tmp_path, monkeyp
 
     from valueflow.cli import cli
 
-    monkeypatch.setattr("valueflow.judges._factory.load_local_scorer", _no_model)
-    monkeypatch.setattr("valueflow.embed.load_local_scorer", _no_model, raising=False)
+    # make_judge("local") resolves the loader by name from valueflow.embed at call time
+    monkeypatch.setattr("valueflow.embed.load_local_scorer", _no_model)
     inp = tmp_path / "in.csv"
     inp.write_text("text\nI help my friend move.\n")
     with pytest.raises(ConfigError, match="cannot rate texts"):

@@ -74,7 +74,7 @@ def test_user_errors_are_one_line(tmp_workspace, tmp_path, capsys):
     assert "has no 'prompt' column (columns: text)" in err and "--column" in err
     with pytest.raises(ConfigError, match="either as INPUT_FILE or with --prompt"):
         CliRunner().invoke(cli, ["generate"], catch_exceptions=False)
-    with pytest.raises(ConfigError, match="apply to openai/ models"):
+    with pytest.raises(ConfigError, match="applies to openai/ models"):
         CliRunner().invoke(cli, ["generate", "--prompt", "x", "--base-url", "http://a/v1"],
                            catch_exceptions=False)
     empty = tmp_path / "e.jsonl"

@@ -46,14 +46,13 @@ def embed(input_path: str, out: str, text_column: str, model: str, batch_size: i
     import numpy as np
 
     from valueflow.embed import load_hives
-    from valueflow.embed._io import read_input
-    from valueflow.tables import atomic_output, check_output
+    from valueflow.tables import atomic_output, check_output, read_texts
     from valueflow.workspace import default_workspace_path
 
     check_output(out, overwrite=overwrite, extensions=(".npy",),
                  inputs=[input_path, str(default_workspace_path())])
     _check_txt_lines(input_path)
-    df = read_input(input_path, text_column)
+    df = read_texts(input_path, text_column)
     hives = load_hives(model)
     emb = hives.encode(df[text_column].tolist(), batch_size=batch_size)
     with atomic_output(out) as tmp, open(tmp, "wb") as fh:

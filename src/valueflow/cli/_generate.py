@@ -10,48 +10,27 @@ from typing import Any
 
 import click
 
-from valueflow.cli._common import echo_json, open_cli_workspace
+from valueflow.cli._common import LLMFlags, echo_json, llm_options, open_cli_workspace
 from valueflow.errors import BackendError, ConfigError, DataError
 
 __all__ = ["generate", "read_prompts"]
 
 
 def read_prompts(path: str, column: str = "prompt") -> list[dict[str, Any]]:
-    """Rows with a ``prompt`` (and optional ``id``, ``system``) from CSV, JSONL, JSON or TXT.
+    """Rows with a ``prompt`` (and optional ``id``, ``system``) from any table file the
+    commands read (:func:`valueflow.tables.read_table`); a ``.txt`` file holds one prompt per
+    line. Empty cells are left out of a row."""
+    from valueflow.tables import read_table
 
-    A ``.txt`` file holds one prompt per line.
-    """
-    p = Path(path)
-    suffix = p.suffix.lower()
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
-    rows: list[dict[str, Any]]
-    if suffix == ".txt":
-        rows = [{column: line} for line in text.splitlines() if line.strip()]
-    elif suffix in (".jsonl", ".ndjson"):
-        rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError as exc:
-                    raise DataError(f"{path}:{n} is not valid JSON: {exc}") from exc
-    elif suffix == ".json":
-        data = json.loads(text)
-        rows = data if isinstance(data, list) else [data]
-    elif suffix in (".csv", ".tsv"):
-        rows = list(csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ","))
-    else:
-        raise DataError(f"unsupported prompt file {path}",
-                        hint="use .csv, .tsv, .jsonl, .json or .txt (one prompt per line)")
-    if rows and not all(isinstance(r, dict) and column in r for r in rows):
-        cols = sorted(rows[0]) if isinstance(rows[0], dict) else []
-        raise DataError(f"{path} has no {column!r} column (columns: {', '.join(cols) or 'none'})",
+    df = read_table(path, text_column=column)
+    if column not in df.columns:
+        raise DataError(f"{path} has no {column!r} column (columns: "
+                        f"{', '.join(sorted(map(str, df.columns))) or 'none'})",
                         hint="name the prompt column with --column")
+    rows = [{str(k): v for k, v in r.items() if not (isinstance(v, float) and v != v)}
+            for r in df.to_dict(orient="records")]
     for r in rows:
-        if not isinstance(r[column], str) or not r[column].strip():
+        if not isinstance(r.get(column), str) or not r[column].strip():
             raise DataError(f"{path} has an empty or non-text prompt: {r!r}"[:200])
     return rows
 
@@ -102,15 +81,7 @@ def _write(rows: list[dict[str, Any]], out: str | None) -> None:
               help="Samples per prompt (distinct at temperature > 0).")
 @click.option("--json-schema", "schema_file", type=click.Path(exists=True, dir_okay=False),
               help="A JSON schema file the output must follow.")
-@click.option("--base-url", "base_urls", multiple=True,
-              help="OpenAI-compatible server URL (repeat for a fleet serving one model).")
-@click.option("--api-key-env", default=None, help="Env variable with the API key "
-              "[default OPENAI_API_KEY].")
-@click.option("--cache-namespace", default=None,
-              help="Name the server group in cache keys (keeps hits when fleet URLs change).")
-@click.option("--concurrency", type=int, default=None, help="Requests in flight.")
-@click.option("--timeout", type=float, default=None, help="Seconds per call before a retry.")
-@click.option("--max-retries", type=int, default=None)
+@llm_options
 @click.option("--option", "options", multiple=True,
               help="Backend option KEY=VALUE (JSON values), e.g. n_ctx=8192; repeatable.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
@@ -121,9 +92,7 @@ def _write(rows: list[dict[str, Any]], out: str | None) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 def generate(input_file: str | None, prompts: tuple[str, ...], column: str, spec: str | None,
              system: str | None, max_tokens: int, temperature: float, top_p: float | None,
-             seed: int | None, samples: int, schema_file: str | None,
-             base_urls: tuple[str, ...], api_key_env: str | None, cache_namespace: str | None,
-             concurrency: int | None, timeout: float | None, max_retries: int | None,
+             seed: int | None, samples: int, schema_file: str | None, llm: LLMFlags,
              options: tuple[str, ...], no_cache: bool, out: str | None, dry_run: bool,
              as_json: bool, quiet: bool) -> None:
     """Generate text for prompts from INPUT_FILE (CSV/JSONL/TXT) or --prompt.
@@ -148,17 +117,8 @@ def generate(input_file: str | None, prompts: tuple[str, ...], column: str, spec
             raise DataError(f"{schema_file} is not valid JSON: {exc}") from exc
 
     spec = spec or DEFAULT_MODEL
-    opts: dict[str, Any] = dict(_parse_option(o) for o in options)
-    if spec.startswith("openai/"):
-        for key, val in (("base_url", list(base_urls) or None), ("api_key_env", api_key_env),
-                         ("cache_namespace", cache_namespace), ("max_concurrency", concurrency),
-                         ("timeout", timeout), ("max_retries", max_retries)):
-            if val is not None:
-                opts[key] = val
-    elif base_urls or api_key_env or cache_namespace:
-        raise ConfigError("--base-url, --api-key-env and --cache-namespace apply to openai/ "
-                          f"models, not {spec}")
-    backend = get_backend(spec, **opts)
+    backend = get_backend(spec, **llm.backend_options(spec, dict(_parse_option(o)
+                                                                  for o in options)))
 
     requests, meta = [], []
     for n, row in enumerate(rows):
@@ -171,7 +131,8 @@ def generate(input_file: str | None, prompts: tuple[str, ...], column: str, spec
 
     ws = open_cli_workspace()
     try:
-        client = LLMClient(backend, ws, cache=not no_cache, max_concurrency=concurrency)
+        client = LLMClient(backend, ws, cache=not no_cache,
+                           max_concurrency=llm.max_concurrency)
         if dry_run:
             est = client.estimate(requests)
             client.close()

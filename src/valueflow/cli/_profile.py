@@ -36,11 +36,11 @@ def profile(input_path: str, text_column: str, group_column: str | None,
     """
     from pathlib import Path
 
-    from valueflow.embed import load_local_scorer, plot_profile, value_profile
-    from valueflow.embed._io import read_input
+    from valueflow.embed import plot_profile, value_profile
     from valueflow.errors import ConfigError
-    from valueflow.evaluate._anchors import left_out_note, user_vidb_frame
-    from valueflow.tables import PLOT_EXTENSIONS, atomic_output, check_output
+    from valueflow.evaluate import left_out_note, user_vidb_frame
+    from valueflow.judges import make_judge
+    from valueflow.tables import PLOT_EXTENSIONS, atomic_output, check_output, read_texts
     from valueflow.theories import evaluation_values, resolve_value
     from valueflow.workspace import default_workspace_path
 
@@ -54,7 +54,7 @@ def profile(input_path: str, text_column: str, group_column: str | None,
                      option="--plot")
     if out and plot and Path(out).resolve() == Path(plot).resolve():
         raise ConfigError("--out and --plot name the same file")
-    df = read_input(input_path, text_column, group_column)
+    df = read_texts(input_path, text_column, group_column)
     nodes = [resolve_value(v) for v in values] if values else evaluation_values()
     from valueflow.workspace import default_workspace_path
 
@@ -69,8 +69,8 @@ def profile(input_path: str, text_column: str, group_column: str | None,
     note = left_out_note(user)
     if note:
         click.echo(f"local scorer refit on the workspace VIDB, {note}", err=True)
-    scorer = load_local_scorer() if user is None else load_local_scorer(
-        vidb=user, values=[n.id for n in nodes])
+    scorer = make_judge("local", local_vidb=user,
+                        local_values=None if user is None else [n.id for n in nodes])
     groups = df[group_column].tolist() if group_column else None
     prof = value_profile(df[text_column].tolist(), groups, scorer=scorer,
                          values=list(values) or None, seed=seed)

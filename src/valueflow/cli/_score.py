@@ -9,7 +9,14 @@ from typing import Any
 
 import click
 
-from valueflow.cli._common import echo_json, json_option, open_cli_workspace
+from valueflow.cli._common import (
+    LLMFlags,
+    echo_json,
+    json_option,
+    llm_options,
+    open_cli_workspace,
+    read_sim_truth,
+)
 
 EXAMPLE = ("data", "examples", "responses.csv")
 """The example responses shipped with the package (``--example``)."""
@@ -18,33 +25,6 @@ EXAMPLE = ("data", "examples", "responses.csv")
 def example_path() -> Path:
     """Path of the bundled example file of assistant responses."""
     return Path(str(resources.files("valueflow").joinpath(*EXAMPLE)))
-
-
-def load_truth(path: str) -> dict[str, float]:
-    """A simulated judge's latent intensities: a table with ``text`` and ``intensity`` (or
-    another recognised intensity column such as ``final_rating``)."""
-    import numpy as np
-    import pandas as pd
-
-    from valueflow.errors import DataError
-    from valueflow.tables import read_table, require_columns
-    from valueflow.vidb._frame import INTENSITY_ALIASES
-
-    df = read_table(path)
-    column = next((c for c in INTENSITY_ALIASES if c in df.columns), "intensity")
-    require_columns(df, ["text", column], source=f"--sim-truth {path}")
-    vals = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
-    if not np.isfinite(vals).any():
-        raise DataError(f"--sim-truth {path} has no numeric intensities in {column!r}")
-    truth: dict[str, float] = {}
-    # Rows without a number are skipped: a text the run needs and the table lacks is
-    # reported by name when the judge is built.
-    keep = np.isfinite(vals)
-    for t, v in zip(df["text"].astype(str)[keep], vals[keep], strict=True):
-        if t in truth and truth[t] != v:
-            raise DataError(f"--sim-truth {path} gives the text {t[:50]!r} two intensities")
-        truth[t] = float(v)
-    return truth
 
 
 @click.command()
@@ -87,9 +67,7 @@ def load_truth(path: str) -> dict[str, float]:
               help="--judge sim: judge sharpness.")
 @click.option("--sim-seed", type=int, default=0, show_default=True,
               help="--judge sim: noise seed.")
-@click.option("--base-url", multiple=True, help="Server URL for an openai/ judge; repeatable.")
-@click.option("--max-concurrency", type=click.IntRange(min=1), default=None,
-              help="Judge calls in flight (at least 1; default: the backend's).")
+@llm_options
 @click.option("--paraphrase", type=int, default=0, show_default=True,
               help="Which wording of the judge prompt to use.")
 @click.option("--no-cache", is_flag=True, help="Do not reuse or store judge answers.")
@@ -102,7 +80,7 @@ def score(input_path: str | None, values: tuple[str, ...], value_column: str | N
           judge: str, vidb_source: str, intensity_column: str | None, text_column: str,
           k: int, m: int, design: str, method: str, estimator: str, out: str | None,
           example: bool, seed: int, sim_truth: str | None, sim_beta: float, sim_seed: int,
-          base_url: tuple[str, ...], max_concurrency: int | None, paraphrase: int,
+          llm: LLMFlags, paraphrase: int,
           no_cache: bool, dry_run: bool, run_id: str | None, no_progress: bool,
           overwrite: bool, as_json: bool) -> None:
     """Score how strongly each text in INPUT expresses a value, from -10 to 10.
@@ -145,8 +123,7 @@ def score(input_path: str | None, values: tuple[str, ...], value_column: str | N
         raise ConfigError("--sim-truth is only used with --judge sim")
     if judge in ("local", "sim"):
         # Options only an LLM judge uses would be silently ignored: refuse them instead.
-        llm_only = [flag for flag, given in (
-            ("--base-url", bool(base_url)), ("--max-concurrency", max_concurrency is not None),
+        llm_only = llm.given() + [flag for flag, given in (
             ("--paraphrase", paraphrase != 0), ("--no-cache", no_cache)) if given]
         if llm_only:
             raise ConfigError(f"{llm_only[0]} applies to LLM judges, not to --judge {judge}",
@@ -158,12 +135,12 @@ def score(input_path: str | None, values: tuple[str, ...], value_column: str | N
         if sim_truth is None:
             raise ConfigError("--judge sim needs --sim-truth FILE (text,intensity of every "
                               "scored text and anchor)")
-        judge_options = {"truth": load_truth(sim_truth), "beta": sim_beta, "seed": sim_seed}
+        judge_options = {"truth": read_sim_truth(sim_truth), "beta": sim_beta,
+                         "seed": sim_seed}
     elif judge != "local":
-        if base_url:
-            judge_options["backend_options"] = {"base_url": list(base_url)}
-        if max_concurrency is not None:
-            judge_options["max_concurrency"] = max_concurrency
+        judge_options["backend_options"] = llm.backend_options(judge)
+        if llm.max_concurrency is not None:
+            judge_options["max_concurrency"] = llm.max_concurrency
     else:
         judge_options = {}
     progress = not no_progress and sys.stderr.isatty()

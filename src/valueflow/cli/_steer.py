@@ -9,7 +9,13 @@ from typing import Any
 
 import click
 
-from valueflow.cli._common import echo_json, json_option, open_cli_workspace
+from valueflow.cli._common import (
+    LLMFlags,
+    echo_json,
+    json_option,
+    llm_options,
+    open_cli_workspace,
+)
 
 
 @click.group()
@@ -36,8 +42,7 @@ def init_cmd(path: str, force: bool) -> None:
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--model", "models", multiple=True,
               help="Model spec(s) to steer instead of the config's (repeatable).")
-@click.option("--base-url", default=None, help="Base URL for openai/ models (any "
-              "OpenAI-compatible server).")
+@llm_options
 @click.option("--judge", default=None, help="Judge spec instead of the config's.")
 @click.option("--queries", type=int, default=None, help="Use at most this many queries.")
 @click.option("--samples", type=int, default=None, help="Samples per prompt.")
@@ -45,18 +50,22 @@ def init_cmd(path: str, force: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Print what would be generated and scored, "
               "and the token estimate; call nothing.")
 @json_option
-def run_cmd(config: str, models: tuple[str, ...], base_url: str | None, judge: str | None,
+def run_cmd(config: str, models: tuple[str, ...], llm: LLMFlags, judge: str | None,
             queries: int | None, samples: int | None, max_tokens: int | None, dry_run: bool,
             as_json: bool) -> None:
     """Run the steering experiment in CONFIG (YAML); resumable: rerun to continue.
+
+    The server flags (--base-url, repeatable for a fleet, --api-key-env, --timeout ...)
+    apply to every openai/ model of the run, not to its judge (set those in the config).
 
     Exit status 3: some answers were not generated or not scored; 4: none could be, or a
     server could not be reached. What failed is not stored: a rerun retries only that.
     """
     from valueflow.steer import apply_overrides, load_config, run_steering
 
-    cfg = apply_overrides(load_config(config), models=list(models) or None, base_url=base_url,
-                          judge=judge, queries=queries, samples=samples, max_tokens=max_tokens)
+    cfg = apply_overrides(load_config(config), models=list(models) or None, judge=judge,
+                          queries=queries, samples=samples, max_tokens=max_tokens)
+    _apply_llm_flags(cfg, llm)
     with open_cli_workspace() as ws:
         summary = run_steering(cfg, ws, dry_run=dry_run, progress=not as_json,
                                echo=None if as_json else lambda m: click.echo(m, err=True))
@@ -88,6 +97,25 @@ def run_cmd(config: str, models: tuple[str, ...], base_url: str | None, judge: s
         if summary["status"] == "done":
             click.echo("next: valueflow steer analyze   or   valueflow report --out report.html")
         _exit_unless_done(summary)
+
+
+def _apply_llm_flags(cfg: Any, llm: LLMFlags) -> None:
+    """Put the server flags into the options of every openai/ model of ``cfg`` (they win
+    over the config); flags no model of the run can use are refused, not ignored."""
+    from valueflow.errors import ConfigError
+
+    if not llm.given():
+        return
+    served = [m for m in cfg.models if m.spec.strip().startswith("openai/")]
+    if not served:
+        raise ConfigError(f"{llm.given()[0]} applies to openai/ models, and this run has none "
+                          f"({', '.join(m.spec for m in cfg.models)})",
+                          hint="drop it, or steer a served model: --model openai/<model>")
+    for m in served:
+        opts = llm.backend_options(m.spec)
+        if "base_url" in opts:
+            m.base_url = opts.pop("base_url")
+        m.options.update(opts)
 
 
 def _exit_unless_done(summary: dict[str, Any]) -> None:

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from valueflow.cli._common import echo_json, json_option, open_cli_workspace
+from valueflow.cli._common import (
+    LLMFlags,
+    echo_json,
+    json_option,
+    llm_options,
+    open_cli_workspace,
+    read_sim_truth,
+)
 
 STUDY_FILES = ("scores.csv", "metrics.csv", "judge_stability.png")
 """The files ``study judges`` writes into its --out folder."""
@@ -43,7 +50,7 @@ def study() -> None:
               help="Latent intensities for sim judges (default: the references and anchors).")
 @click.option("--sim-noise", type=float, default=2.0, show_default=True,
               help="Rating noise of sim judges.")
-@click.option("--base-url", multiple=True, help="Server URL for openai/ judges; repeatable.")
+@llm_options
 @click.option("--no-progress", is_flag=True)
 @click.option("--overwrite", is_flag=True,
               help="Replace the files of an earlier study in the --out folder.")
@@ -53,25 +60,20 @@ def study() -> None:
 def judges_(data_path: str, data_value: str | None, intensity_column: str | None,
             judges: tuple[str, ...], paraphrases: int, vidb_source: str,
             k: int, m: int, design: str, out_dir: str, seed: int, sim_truth: str | None,
-            sim_noise: float, base_url: tuple[str, ...], no_progress: bool, overwrite: bool,
+            sim_noise: float, llm: LLMFlags, no_progress: bool, overwrite: bool,
             dry_run: bool, as_json: bool) -> None:
     """Judge stability of ranking vs rating: variance and range across judges, sign flips,
     change under prompt paraphrase, sign and pairwise accuracy against the reference.
     """
-    from valueflow.evaluate import plot_judge_stability, study_judges
-    from valueflow.evaluate._stability import METRICS, PAPER_TABLE
+    from valueflow.evaluate import METRICS, PAPER_TABLE, plot_judge_stability, study_judges
     from valueflow.tables import check_output_folder, write_table
     from valueflow.vidb import load_vidb
 
     if not dry_run:
         check_output_folder(out_dir, STUDY_FILES, overwrite=overwrite)
     data = load_vidb(data_path, value=data_value, intensity_column=intensity_column)
-    truth = None
-    if sim_truth is not None:
-        from valueflow.cli._score import load_truth
-
-        truth = load_truth(sim_truth)
-    opts: dict[str, Any] = {"backend_options": {"base_url": list(base_url)}} if base_url else {}
+    truth = read_sim_truth(sim_truth) if sim_truth is not None else None
+    opts = _judge_options(judges, llm)
     if dry_run:
         from valueflow.evaluate import estimate_study_cost
 
@@ -131,6 +133,24 @@ def judges_(data_path: str, data_value: str | None, intensity_column: str | None
     click.echo(f"wrote {out / 'scores.csv'}, {out / 'metrics.csv'} and {plot}", err=True)
     if missing:
         _incomplete(scores, missing)
+
+
+def _judge_options(judges: tuple[str, ...], llm: LLMFlags) -> dict[str, Any]:
+    """The LLM flags as options every LLM judge of the study shares; a flag no judge of the
+    study can use is refused rather than ignored."""
+    from valueflow.errors import ConfigError
+
+    llm_specs = [j for j in judges if j != "local" and j != "sim" and not j.startswith("sim/")]
+    if not llm_specs:
+        if llm.given():
+            raise ConfigError(f"{llm.given()[0]} applies to LLM judges; this study has none",
+                              hint="drop it, or add a judge such as --judge openai/<model>")
+        return {}
+    options = [llm.backend_options(j) for j in llm_specs]  # each judge checks the flags
+    opts: dict[str, Any] = {"backend_options": options[0]} if options[0] else {}
+    if llm.max_concurrency is not None:
+        opts["max_concurrency"] = llm.max_concurrency
+    return opts
 
 
 def _incomplete(scores: Any, missing: int) -> None:

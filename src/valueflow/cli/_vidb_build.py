@@ -16,18 +16,9 @@ __all__ = ["build"]
 
 
 def _read_texts(path: str, text_column: str) -> pd.DataFrame:
-    import pandas as pd
-
-    from valueflow.errors import DataError
     from valueflow.tables import read_table, require_columns
 
-    p = Path(path)
-    if p.suffix.lower() == ".txt":
-        if not p.exists():
-            raise DataError(f"input file {path!r} does not exist")
-        lines = [ln for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        return pd.DataFrame({"text": lines})
-    df = read_table(p)
+    df = read_table(path, text_column=text_column)  # a .txt file: one text per line
     require_columns(df, [text_column], source=path)
     return df.rename(columns={text_column: "text"})
 
@@ -54,35 +45,24 @@ def _texts_per_value(df: pd.DataFrame, values: tuple[str, ...], path: str
 
 def _read_truth(path: str) -> Any:
     """A ``fn(value_id, text)`` over a text,intensity[,value] table (anchors are 0)."""
-    import pandas as pd
+    from valueflow.tables import read_references
+    from valueflow.vidb import NEUTRAL_ANCHOR_TEXTS
 
-    from valueflow.errors import DataError
-    from valueflow.tables import read_table, require_columns
-    from valueflow.theories import resolve_value
-    from valueflow.vidb._build_calibrate import NEUTRAL_ANCHOR_TEXTS
-
-    df = read_table(path)
-    require_columns(df, ["text", "intensity"], source=path)
-    inten = pd.to_numeric(df["intensity"], errors="coerce")
-    if inten.isna().any():
-        raise DataError(f"{path}: intensity is missing or not a number in "
-                        f"{int(inten.isna().sum())} row(s)")
-    keyed: dict[tuple[str, str], float] = {}
-    plain: dict[str, float] = {}
-    vals = [resolve_value(str(v)).id for v in df["value"]] if "value" in df else None
-    for i, (t, y) in enumerate(zip(df["text"].astype(str), inten, strict=True)):
-        if vals is not None:
-            keyed[(vals[i], t.strip())] = float(y)
-        else:
-            plain[t.strip()] = float(y)
+    refs = read_references(path)
+    texts = [t.strip() for t in refs["text"]]
+    if "value" in refs:
+        keyed = dict(zip(zip(refs["value"], texts, strict=True), refs["intensity"], strict=True))
+        plain: dict[str, float] = {}
+    else:
+        keyed, plain = {}, dict(zip(texts, refs["intensity"], strict=True))
     anchors = set(NEUTRAL_ANCHOR_TEXTS)
 
     def truth(value_id: str, text: str) -> float:
         t = text.strip()
         if (value_id, t) in keyed:
-            return keyed[(value_id, t)]
+            return float(keyed[(value_id, t)])
         if t in plain:
-            return plain[t]
+            return float(plain[t])
         if t in anchors:
             return 0.0
         raise KeyError(t)
@@ -92,13 +72,10 @@ def _read_truth(path: str) -> Any:
 
 def _llm_options(spec: str, base_url: tuple[str, ...], max_concurrency: int | None
                  ) -> dict[str, Any]:
-    """Backend options for an LLM spec: server URLs for openai/ specs, a concurrency cap."""
-    opts: dict[str, Any] = {}
-    if base_url and spec.startswith("openai/"):
-        opts["base_url"] = list(base_url)
-    if max_concurrency:
-        opts["max_concurrency"] = max_concurrency
-    return opts
+    """Backend options for an LLM spec (:func:`valueflow.llm.backend_options`)."""
+    from valueflow.llm import backend_options
+
+    return backend_options(spec, base_url=base_url, max_concurrency=max_concurrency)
 
 
 def _make_judges(specs: tuple[str, ...], ws: Any, truth: Any, beta: float, seed: int,
@@ -321,22 +298,14 @@ def build(input_path: str, values: tuple[str, ...], judge_specs: tuple[str, ...]
 
 
 def _read_references(path: str) -> Any:
-    import pandas as pd
+    from valueflow.tables import read_references
 
-    from valueflow.errors import DataError
-    from valueflow.tables import read_table, require_columns
-    from valueflow.theories import resolve_value
-
-    df = read_table(path)
-    require_columns(df, ["text", "intensity"], source=path)
-    y = pd.to_numeric(df["intensity"], errors="coerce")
-    if y.isna().any() or (y.abs() > 10).any():
-        raise DataError(f"{path}: intensity must be a number in [-10, 10] in every row")
-    if "value" not in df:
-        return list(zip(df["text"].astype(str), y, strict=True))
+    refs = read_references(path, limit=10)
+    if "value" not in refs:
+        return list(zip(refs["text"], refs["intensity"], strict=True))
     out: dict[str, list[tuple[str, float]]] = {}
-    for v, t, yi in zip(df["value"], df["text"].astype(str), y, strict=True):
-        out.setdefault(resolve_value(str(v)).id, []).append((t, float(yi)))
+    for v, t, yi in zip(refs["value"], refs["text"], refs["intensity"], strict=True):
+        out.setdefault(v, []).append((t, float(yi)))
     return out
 
 

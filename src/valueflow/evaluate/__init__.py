@@ -11,7 +11,12 @@ Example:
     ...                      judge="openai/gpt-4o-mini")  # doctest: +SKIP
 """
 
-from valueflow.evaluate._anchors import AnchorPool, anchor_pools
+from valueflow.evaluate._anchors import (
+    AnchorPool,
+    anchor_pools,
+    left_out_note,
+    user_vidb_frame,
+)
 from valueflow.evaluate._score import (
     OUTPUT_COLUMNS,
     ScoreJob,
@@ -33,6 +38,7 @@ __all__ = [
     "anchor_pools",
     "estimate_score_cost",
     "estimate_study_cost",
+    "left_out_note",
     "load_scores",
     "plot_judge_stability",
     "prepare_score",
@@ -41,4 +47,5 @@ __all__ = [
     "score_texts",
     "stability_metrics",
     "study_judges",
+    "user_vidb_frame",
 ]

@@ -194,20 +194,18 @@ def prepare_score(
         base = pd.concat([frame] * len(nodes), ignore_index=True)
         row_values = [v for v in nodes for _ in range(len(frame))]
     left_out: str | None = None
-    if is_local and not (judge_options or {}).get("local_path"):
+    opts: dict[str, Any] = dict(judge_options or {})
+    if is_local and not opts.get("local_path"):
         # The local scorer learns from the VIDB the user names (its texts for the values it
         # has, the seed's for the rest); the seed alone is the shipped fit.
-        from valueflow.embed import load_local_scorer
-
         scored = list({v.id: v for v in row_values}.values())
         user = user_vidb_frame(vidb, scored, workspace=workspace,
                                intensity_column=intensity_column)
         left_out = left_out_note(user)  # simulated or unreliable workspace items
         _check_local_values(scored, user)  # before any model is loaded
         if user is not None:
-            judge = load_local_scorer(vidb=user, values=[v.id for v in scored])
+            opts.update(local_vidb=user, local_values=[v.id for v in scored])
     if isinstance(judge, str):
-        opts = dict(judge_options or {})
         opts.setdefault("seed", seed)
         judge = make_judge(judge, method=method, workspace=workspace, **opts)
     if method == "rating" and not (hasattr(judge, "rate") or isinstance(judge, DirectScorer)):

@@ -15,7 +15,6 @@ from valueflow.judges._factory import (
     LOCAL_SCORER_FACTORY,
     Method,
     judge_from_options,
-    load_local_scorer,
     make_judge,
 )
 from valueflow.judges._llm import (
@@ -64,7 +63,6 @@ __all__ = [
     "clean_text",
     "display_permutation",
     "judge_from_options",
-    "load_local_scorer",
     "long_text_note",
     "make_judge",
     "parse_ranking",

@@ -12,8 +12,7 @@ if TYPE_CHECKING:
     from valueflow.judges._sim import Truth
     from valueflow.workspace import Workspace
 
-__all__ = ["LOCAL_SCORER_FACTORY", "Method", "judge_from_options", "load_local_scorer",
-           "make_judge"]
+__all__ = ["LOCAL_SCORER_FACTORY", "Method", "judge_from_options", "make_judge"]
 
 Method = Literal["ranking", "rating"]
 
@@ -25,8 +24,9 @@ _OTHER_JUDGES = ("sim (simulated, for planning: needs a truth table)",
                  "vllm/<model> or hf/<path>")
 
 
-def load_local_scorer(path: str | None = None) -> Any:
-    """The embedded local scorer (a :class:`~valueflow.judges.DirectScorer`).
+def _local_scorer_factory() -> Any:
+    """The local scorer's loader, ``valueflow.embed.load_local_scorer`` (resolved by name:
+    ``judges`` sits left of ``embed`` and does not import it).
 
     Raises:
         ConfigError: the scorer cannot be imported (the ``embed`` part or its extra is
@@ -45,7 +45,7 @@ def load_local_scorer(path: str | None = None) -> Any:
                   if missing_dep else "this installation does not include it yet; choose ")
             + "another judge with --judge: " + "; ".join(_OTHER_JUDGES),
         ) from exc
-    return factory(path) if path else factory()
+    return factory
 
 
 def make_judge(
@@ -63,6 +63,8 @@ def make_judge(
     max_concurrency: int | None = None,
     backend_options: Mapping[str, Any] | None = None,
     local_path: str | None = None,
+    local_vidb: Any = None,
+    local_values: list[str] | None = None,
     client: Any = None,
 ) -> Any:
     """Build a judge from a spec.
@@ -83,7 +85,11 @@ def make_judge(
         cache: Cache LLM calls in the workspace.
         max_concurrency: Requests in flight (default: the backend's).
         backend_options: Passed to :func:`valueflow.llm.get_backend` (``base_url=`` ...).
-        local_path: For ``local``: a scorer file other than the shipped one.
+        local_path: For ``local``: a judge folder other than the shipped one.
+        local_vidb: For ``local``: refit the heads of this VIDB's values on its texts (a
+            frame or a source such as ``"workspace"``); see
+            :func:`valueflow.embed.load_local_scorer`.
+        local_values: For ``local`` with ``local_vidb``: the values that will be scored.
         client: An existing LLM client to use instead of building one from ``spec``.
     """
     if method not in ("ranking", "rating"):
@@ -99,7 +105,10 @@ def make_judge(
             raise ConfigError("the local judge cannot rate texts (it predicts intensities "
                               "directly; --method does not apply to it)",
                               hint="drop --method rating, or use an LLM judge to rate")
-        return load_local_scorer(local_path)
+        load = _local_scorer_factory()
+        refit: dict[str, Any] = {k: v for k, v in (("vidb", local_vidb),
+                                                   ("values", local_values)) if v is not None}
+        return load(local_path, **refit) if local_path else load(**refit)
     if spec == "sim" or spec.startswith("sim/"):
         from valueflow.judges._sim import SimulatedRatingJudge, SimulatedTextJudge
 
@@ -130,7 +139,8 @@ def make_judge(
 
 
 _JUDGE_OPTIONS = ("method", "truth", "beta", "noise_sd", "seed", "paraphrase", "structured",
-                  "cache", "max_concurrency", "backend_options", "local_path")
+                  "cache", "max_concurrency", "backend_options", "local_path", "local_vidb",
+                  "local_values")
 
 
 def judge_from_options(spec: str, options: Mapping[str, Any] | None = None, *,

@@ -15,6 +15,7 @@ Specs: ``openai/<model>`` (any OpenAI-compatible server), ``llamacpp/<gguf|smoll
 
 from valueflow.llm._cache import LLMCache, cache_key
 from valueflow.llm._client import Estimate, LLMClient, run_sync
+from valueflow.llm._options import backend_options
 from valueflow.llm._registry import (
     DEFAULT_MODEL,
     available_backends,
@@ -37,6 +38,7 @@ __all__ = [
     "ScriptedBackend",
     "Usage",
     "available_backends",
+    "backend_options",
     "cache_key",
     "get_backend",
     "register_backend",

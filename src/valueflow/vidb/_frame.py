@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from valueflow.errors import DataError, UnknownNameError
+from valueflow.tables import text_key
 from valueflow.vidb._schema import SOURCE_KINDS, VIDB_COLUMNS
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ MAX_LISTED_ROWS = 10
 
 def item_id(value: str, text: str) -> str:
     """Stable id of a (value, text) pair: the same text under the same value is one item."""
-    norm = " ".join(text.split()).lower()
+    norm = text_key(text)
     return hashlib.sha1(f"{value}\x1f{norm}".encode()).hexdigest()[:16]
 
 
