@@ -303,7 +303,7 @@ def test_values_are_built_concurrently_within_one_limit_per_judge():
 def test_disagreement_z_is_adjusted_for_the_number_of_judge_pairs():
     from scipy.stats import norm
 
-    from valueflow.vidb import judge_disagreement
+    from valueflow.vidb._build_flags import judge_disagreement
 
     rng = np.random.default_rng(0)
     n = 20_000

@@ -23,9 +23,9 @@ from valueflow.vidb import (
     VIDBStore,
     build_vidb,
     load_vidb,
-    ranking_signal,
     usable_items,
 )
+from valueflow.vidb._build_flags import ranking_signal
 from valueflow.workspace import Workspace
 
 VALUE = "schwartz:benevolence"

@@ -7,14 +7,14 @@ import pytest
 from valueflow.errors import ConfigError
 from valueflow.llm import LLMClient, ScriptedBackend
 from valueflow.theories import get_registry
-from valueflow.vidb import (
-    AcceptanceRule,
-    PanelCategorizer,
+from valueflow.vidb import AcceptanceRule, PanelCategorizer
+from valueflow.vidb._categorize import (
+    NEUTRAL,
     Vote,
     aggregate_votes,
+    categorization_messages,
     parse_vote,
 )
-from valueflow.vidb._categorize import NEUTRAL, categorization_messages
 
 MFT = get_registry().theory("mft")
 ROOTS = MFT.roots()

@@ -132,7 +132,7 @@ def test_cli_import_stats_export(tmp_workspace, tmp_path):
     ("justice.csv", None),                     # ambiguous without a theory
 ])
 def test_value_from_filename(name, expected):
-    from valueflow.vidb import value_from_filename
+    from valueflow.vidb._store import value_from_filename
 
     assert value_from_filename(name) == expected
 

@@ -25,9 +25,6 @@ from valueflow.theories._registry import (
     validate_theory_file,
 )
 
-#: Short name for :func:`validate_theory_file`.
-validate = validate_theory_file
-
 __all__ = [
     "BUILTIN_THEORIES",
     "EVALUATION_VALUE_IDS",
@@ -42,6 +39,5 @@ __all__ = [
     "load_theory_file",
     "normalize_name",
     "resolve_value",
-    "validate",
     "validate_theory_file",
 ]

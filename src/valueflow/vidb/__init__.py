@@ -19,20 +19,9 @@ from valueflow.vidb._build import (
 )
 from valueflow.vidb._build_calibrate import NEUTRAL_ANCHOR_TEXTS, Calibration, calibrate_utilities
 from valueflow.vidb._build_categorize import CategoryResult, PanelCategorizer
-from valueflow.vidb._build_flags import (
-    FLAG_NAMES,
-    FlagThresholds,
-    judge_disagreement,
-    ranking_signal,
-)
+from valueflow.vidb._build_flags import FLAG_NAMES, FlagThresholds
 from valueflow.vidb._build_plan import BuildCost, estimate_build_cost
-from valueflow.vidb._categorize import (
-    AcceptanceRule,
-    LevelDecision,
-    Vote,
-    aggregate_votes,
-    parse_vote,
-)
+from valueflow.vidb._categorize import AcceptanceRule
 from valueflow.vidb._frame import direction_of, item_id, normalize_vidb_frame
 from valueflow.vidb._schema import SOURCE_KINDS, VIDB_COLUMNS
 from valueflow.vidb._seed import SEED_PROVENANCE, load_seed
@@ -44,9 +33,7 @@ from valueflow.vidb._store import (
     VIDBStore,
     load_vidb,
     read_vidb_source,
-    read_vidb_tables,
     usable_items,
-    value_from_filename,
 )
 
 __all__ = [
@@ -65,14 +52,11 @@ __all__ = [
     "Calibration",
     "CategoryResult",
     "FlagThresholds",
-    "LevelDecision",
     "OnConflict",
     "PanelCategorizer",
     "VIDBStore",
     "ValueReport",
-    "Vote",
     "adaptive_windows",
-    "aggregate_votes",
     "balanced_windows",
     "build_vidb",
     "build_vidb_async",
@@ -80,17 +64,12 @@ __all__ = [
     "direction_of",
     "estimate_build_cost",
     "item_id",
-    "judge_disagreement",
     "load_seed",
     "load_vidb",
     "normalize_vidb_frame",
-    "parse_vote",
     "plot_vidb_histograms",
-    "ranking_signal",
     "read_vidb_source",
-    "read_vidb_tables",
     "usable_items",
-    "value_from_filename",
     "vidb_stats",
     "window_components",
 ]

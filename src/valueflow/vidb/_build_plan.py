@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from valueflow.errors import ConfigError, DataError
 from valueflow.ranking import balanced_windows
+from valueflow.tables import text_key
 from valueflow.vidb._build_calibrate import NEUTRAL_ANCHOR_TEXTS, ScaleMode
 from valueflow.vidb._build_flags import FlagThresholds
 
@@ -92,11 +93,6 @@ def value_seed(seed: int, value_id: str) -> int:
     return int(hashlib.sha1(f"{seed}\x1f{value_id}".encode()).hexdigest()[:8], 16)
 
 
-def _key(text: str) -> str:
-    """Texts equal up to case and spacing are the same text."""
-    return " ".join(text.split()).lower()
-
-
 def clean_texts(texts: Sequence[str], where: str) -> tuple[list[str], int]:
     """Strip texts, reject empty ones, drop repeats; returns the texts and how many were
     dropped."""
@@ -107,7 +103,7 @@ def clean_texts(texts: Sequence[str], where: str) -> tuple[list[str], int]:
                         hint="remove the empty rows; nothing was built")
     out: dict[str, str] = {}
     for t in texts:
-        out.setdefault(_key(t), t.strip())
+        out.setdefault(text_key(t), t.strip())
     return list(out.values()), len(texts) - len(out)
 
 
@@ -229,9 +225,9 @@ def plan_value(value: ValueNode, texts: list[str], cfg: BuildConfig, n_judges: i
         raise DataError(f"{value.id} has {len(texts)} text(s) to rank"
                         + (" after categorisation" if categorised else ""),
                         hint="a value needs at least 2 distinct texts")
-    seen = {_key(t) for t in texts}
-    kept_neutral = [t for t in neutral if _key(t) not in seen]
-    kept_refs = [(t, y) for t, y in refs if _key(t) not in seen]
+    seen = {text_key(t) for t in texts}
+    kept_neutral = [t for t in neutral if text_key(t) not in seen]
+    kept_refs = [(t, y) for t, y in refs if text_key(t) not in seen]
     n = len(texts) + len(kept_neutral) + len(kept_refs)
     windows = balanced_windows(n, cfg.k, cfg.r, seed=value_seed(cfg.seed, value.id))
     return ValuePlan(value, list(texts), kept_neutral, kept_refs, windows,
