@@ -3,32 +3,70 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from valueflow.cli import cli
 from valueflow.cli._main import COMMANDS
 
+# What a user can rely on, written out here (not read from COMMANDS): a command that goes
+# missing from the package fails this test instead of quietly leaving the help.
+EXPECTED = {
+    "cache": ["clear", "stats"],
+    "embed": [],
+    "generate": [],
+    "hives": ["evaluate", "train"],
+    "profile": [],
+    "report": [],
+    "score": [],
+    "steer": ["analyze", "init", "run"],
+    "study": ["judges"],
+    "theories": ["anchors", "list", "show", "validate", "value"],
+    "vidb": ["build", "export", "import", "stats"],
+    "workspace": ["info"],
+}
 
-def test_help_shows_the_whole_command_tree():
-    res = CliRunner().invoke(cli, ["--help"])
+
+def _tree(output: str) -> dict[str, list[str]]:
+    """The command tree ``valueflow --help`` prints: top-level names with their children."""
+    tree: dict[str, list[str]] = {}
+    section = output.split("Commands:", 1)[1]
+    for line in section.splitlines():
+        if not line.strip():
+            continue
+        depth = (len(line) - len(line.lstrip())) // 2
+        name = line.split()[0]
+        if depth == 1:
+            tree[name] = []
+            top = name
+        elif depth == 2:
+            tree[top].append(name)
+    return tree
+
+
+def test_help_lists_every_expected_command_and_sub_command():
+    res = CliRunner().invoke(cli, ["--help"], catch_exceptions=False)
     assert res.exit_code == 0
-    lines = res.output.splitlines()
-    assert any(line.strip().startswith("theories") for line in lines)
-    # sub-commands are listed indented under their group
-    assert any(line.startswith("    list") for line in lines)
-    assert any(line.startswith("    import") for line in lines)
+    tree = _tree(res.output)
+    for name, subs in EXPECTED.items():
+        assert name in tree, f"valueflow --help does not list {name!r}"
+        assert set(subs) <= set(tree[name]), (name, tree[name])
 
 
 def test_every_registered_command_module_exposes_its_command():
     import importlib
-    import importlib.util
 
     import click
 
+    assert set(EXPECTED) <= set(COMMANDS)
     for name, (module, attr, _help) in COMMANDS.items():
-        if importlib.util.find_spec(module) is None:
-            continue
         assert isinstance(getattr(importlib.import_module(module), attr), click.Command), name
+
+
+def test_a_registered_command_whose_module_is_missing_fails_loudly(monkeypatch):
+    monkeypatch.setitem(COMMANDS, "ghost", ("valueflow.cli._no_such_module", "ghost", "x"))
+    with pytest.raises(ModuleNotFoundError, match="_no_such_module"):
+        CliRunner().invoke(cli, ["--help"], catch_exceptions=False)
 
 
 def test_import_and_help_stay_light():

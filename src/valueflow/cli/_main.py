@@ -32,24 +32,24 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 class LazyGroup(click.Group):
-    """A click group whose sub-commands are imported only when used."""
+    """A click group whose sub-commands are imported only when used.
+
+    Every registered command is listed; one whose module or attribute is missing fails
+    loudly when it is loaded (an installation bug), rather than vanishing from the help.
+    """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        names = set(super().list_commands(ctx))
-        for name, (module, _attr, _help) in COMMANDS.items():
-            if importlib.util.find_spec(module) is not None:
-                names.add(name)
-        return sorted(names)
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd = super().get_command(ctx, cmd_name)
         if cmd is not None or cmd_name not in COMMANDS:
             return cmd
         module, attr, _help = COMMANDS[cmd_name]
-        if importlib.util.find_spec(module) is None:
-            return None
         loaded = getattr(importlib.import_module(module), attr)
-        return loaded if isinstance(loaded, click.Command) else None
+        if not isinstance(loaded, click.Command):
+            raise TypeError(f"{module}.{attr} is not a click command")
+        return loaded
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """List every command and, under each group, its sub-commands: the whole tree."""
@@ -71,9 +71,6 @@ class LazyGroup(click.Group):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
-
-
-import importlib.util  # noqa: E402  (kept next to its only users above)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
