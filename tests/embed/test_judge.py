@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 
 from valueflow.embed._finetune import judge_targets, length_batches
-from valueflow.embed._judge import STRENGTH_EDGES, ValueJudge, conformal_widths, ridge_heads
+from valueflow.embed._judge import (
+    STRENGTH_EDGES,
+    Calibration,
+    ValueJudge,
+    conformal_widths,
+    fit_calibration,
+    ridge_heads,
+)
+from valueflow.errors import DataError
 
 HELDOUT = Path(__file__).parent / "data" / "heldout_register.csv"
 
@@ -131,6 +139,52 @@ def test_ridge_heads_recover_a_linear_rule():
     assert np.allclose(W, true_w, atol=1e-4) and np.allclose(b, [0.1, -0.3], atol=1e-4)
 
 
+def test_calibration_undoes_a_cautious_judge_and_keeps_the_order():
+    rng = np.random.default_rng(7)
+    y = rng.uniform(-8, 8, 4000)
+    raw = y / 3 + rng.normal(0, 0.3, len(y))  # right order, a third of the size
+    cal = fit_calibration(raw, y, ["schwartz:power"], bins=20)
+    assert np.all(np.diff(cal.x) > 0) and np.all(np.diff(cal.y) > 0)
+    grid = np.linspace(-2, 2, 9)
+    assert np.allclose(cal(grid), 3 * grid, atol=0.6)  # back on the intensity scale
+    out = cal(np.sort(raw))
+    assert np.all(np.diff(out) >= 0)  # monotone: ranks within a value stay
+    assert np.abs(cal(raw) - y).mean() < np.abs(raw - y).mean() / 2
+    # beyond the data raw differences carry over at the tail slope, clipped to the scale
+    assert cal(np.array([cal.x[-1] + 1.0]))[0] == pytest.approx(cal.y[-1] + cal.slope)
+    assert cal(np.array([50.0, -50.0])).tolist() == [10.0, -10.0]
+    assert Calibration.from_json(cal.to_json()) == cal
+    with pytest.raises(DataError, match="too few"):
+        fit_calibration(raw[:10], y[:10])
+
+
+def test_judge_applies_its_calibration_to_shipped_heads_not_refitted_ones():
+    import pandas as pd
+
+    model = _FakeModel()
+    texts = [f"text {i}" for i in range(240)]
+    doubled = Calibration((-1.0, 1.0), (-2.0, 2.0), 2.0, frozenset({"ross:fidelity",
+                                                                      "schwartz:power"}))
+    rng = np.random.default_rng(1)
+    W = rng.normal(size=(2, model.dim)) * 0.05
+    base = ValueJudge(model, W, np.zeros(2), ["ross:fidelity", "schwartz:power"],
+                      {"*": [5.0, 4.0, 3.0]}, "local judge: shipped", doubled)
+    z = model.encode(texts[:20])
+    raw = 10 * z @ W.T
+    assert np.allclose(base.score(texts[:20], "ross:fidelity")[:, 0],
+                       np.clip(2 * raw[:, 0], -10, 10))
+    assert np.allclose(base.score_all(texts[:20]), np.clip(2 * raw, -10, 10))
+    y = np.clip(40 * model.encode(texts) @ W[1], -10, 10)
+    refit = base.refit(pd.DataFrame({"text": texts, "value": "schwartz:power", "intensity": y}))
+    assert refit.calibration is not None
+    assert refit.calibration.values == {"ross:fidelity"}  # its own ridge is on the scale
+    assert np.allclose(refit.score(texts[:20], "ross:fidelity")[:, 0],
+                       base.score(texts[:20], "ross:fidelity")[:, 0])
+    z_all = refit.embed(texts[:20])
+    assert np.allclose(refit.score_all(texts[:20])[:, 1],
+                       np.clip(10 * (z_all @ refit.W[1] + refit.b[1]), -10, 10))
+
+
 def test_refit_learns_the_users_values_and_keeps_the_others():
     import pandas as pd
 
@@ -193,9 +247,9 @@ def test_shipped_judge_protocol_intervals_and_one_encode_per_text(monkeypatch):
         assert out.shape == (3, 3) and np.all(np.abs(out) <= 10)
         assert np.all(out[:, 1] <= out[:, 0]) and np.all(out[:, 0] <= out[:, 2])
     # caring for a sister supports benevolence; lying to a friend for gain opposes it; a
-    # timetable says nothing about it (the judge is conservative: sizes, not only signs, small)
-    assert a[0, 0] > 1.5 and a[1, 0] < -0.5 and abs(a[2, 0]) < 1.5
-    assert a[0, 0] - a[1, 0] > 3
+    # timetable says little about it (calibrated sizes: clear texts land far from 0)
+    assert a[0, 0] > 3 and a[1, 0] < -2 and abs(a[2, 0]) < 2.5
+    assert a[0, 0] - a[1, 0] > 6 and abs(a[2, 0]) < min(a[0, 0], -a[1, 0])
 
 
 @pytest.mark.model

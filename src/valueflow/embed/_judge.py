@@ -4,6 +4,11 @@ The encoder is the bundled MiniLM with the shipped LoRA adapter (see ``_finetune
 intensity is ``10 · (w_v · z + b_v)`` on the L2-normalised embedding ``z``, clipped to
 [-10, 10]. One encoder pass per text serves all values.
 
+The shipped heads' raw outputs are cautious on text unlike their training registers (about a
+third of the intensities they track), so they pass through a monotone :class:`Calibration`
+fitted on register-held-out predictions: the mean intensity texts with that raw output had in
+registers the model never saw. Ranks and signs within a value are unchanged.
+
 Intervals are split-conformal: the 90 % quantile of absolute residuals measured on texts of
 registers the model did *not* train on (register-held-out runs recorded with the model), split
 by the size of the prediction (Mondrian: strong predictions are more often right).
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +39,8 @@ if TYPE_CHECKING:
     from valueflow.embed._model import HiVESModel
     from valueflow.theories import ValueNode
 
-__all__ = ["STRENGTH_EDGES", "ValueJudge", "conformal_widths", "ridge_heads"]
+__all__ = ["STRENGTH_EDGES", "Calibration", "ValueJudge", "conformal_widths", "fit_calibration",
+           "ridge_heads"]
 
 #: |prediction| edges of the interval-width strata.
 STRENGTH_EDGES = (3.0, 6.0)
@@ -55,6 +62,65 @@ def conformal_widths(y: NDArray[Any], pred: NDArray[Any], level: float = 0.9,
     strata = _stratum(np.asarray(pred, float))
     return [(_conformal_q(res[strata == s], level) if (strata == s).sum() >= min_n else pooled)
             for s in range(len(STRENGTH_EDGES) + 1)]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A monotone map from a head's raw intensity to a calibrated one, for some values.
+
+    Piecewise linear through the knots ``(x, y)``; beyond the outer knots it continues with
+    ``slope``; the result is clipped to [-10, 10].
+    """
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    slope: float
+    values: frozenset[str] = field(default_factory=frozenset)
+    """Value ids whose heads it applies to (heads refitted on a user's VIDB are not)."""
+
+    def __call__(self, raw: NDArray[Any]) -> NDArray[np.float64]:
+        r = np.asarray(raw, float)
+        x, y = np.asarray(self.x), np.asarray(self.y)
+        out = np.interp(r, x, y)
+        out = np.where(r < x[0], y[0] + self.slope * (r - x[0]), out)
+        out = np.where(r > x[-1], y[-1] + self.slope * (r - x[-1]), out)
+        return np.clip(out, -10.0, 10.0)
+
+    def without(self, values: Sequence[str]) -> Calibration:
+        """The same map, no longer applied to ``values``."""
+        return Calibration(self.x, self.y, self.slope, self.values - set(values))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"x": list(self.x), "y": list(self.y), "slope": self.slope,
+                "values": sorted(self.values)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Calibration:
+        return cls(tuple(map(float, d["x"])), tuple(map(float, d["y"])), float(d["slope"]),
+                   frozenset(map(str, d.get("values", ()))))
+
+
+def fit_calibration(raw: NDArray[Any], intensity: NDArray[Any], values: Sequence[str] = (),
+                    bins: int = 20, tail_slope: float = 1.0) -> Calibration:
+    """The calibration of raw head outputs ``raw`` against true ``intensity`` (texts the
+    model did not train on): mean intensity in ``bins`` equal-count bins of the raw output,
+    made increasing by isotonic regression (weighted by bin size) and strictly increasing by
+    a tiny step, so texts keep their order. Beyond the outermost bins, where the data say
+    little, raw differences carry over at ``tail_slope``."""
+    from scipy.optimize import isotonic_regression
+
+    r, t = np.asarray(raw, float), np.asarray(intensity, float)
+    if len(r) < 2 * bins or np.ptp(r) <= 0:
+        raise DataError(f"{len(r)} predictions are too few to calibrate {bins} bins",
+                        hint=f"give at least {2 * bins} held-out predictions")
+    order = np.argsort(r, kind="stable")
+    parts = np.array_split(order, bins)
+    xs = np.array([r[p].mean() for p in parts])
+    ys = isotonic_regression(np.array([t[p].mean() for p in parts]),
+                             weights=np.array([len(p) for p in parts], float)).x
+    ys = ys + 1e-3 * np.arange(bins)
+    keep = np.concatenate([[True], np.diff(xs) > 0])
+    return Calibration(tuple(xs[keep]), tuple(ys[keep]), float(tail_slope), frozenset(values))
 
 
 def ridge_heads(z: NDArray[Any], targets: NDArray[Any], weights: NDArray[Any], lam: float = 1.0
@@ -85,13 +151,14 @@ class ValueJudge:
         widths: Conformal 90 % half-widths per |prediction| stratum, pooled or per value
             (``{"*": [...], value: [...]}``).
         description: What it was trained on and how well it did.
+        calibration: Monotone map of some heads' raw outputs (see :class:`Calibration`).
     """
 
     name = "local"
 
     def __init__(self, model: HiVESModel, W: NDArray[Any], b: NDArray[Any],
                  values: Sequence[str], widths: dict[str, list[float]],
-                 description: str) -> None:
+                 description: str, calibration: Calibration | None = None) -> None:
         if W.shape[0] != len(values) or b.shape != (len(values),):
             raise DataError("value heads do not match their values",
                             hint="the judge files are damaged; reinstall valueflow")
@@ -102,6 +169,7 @@ class ValueJudge:
         self._col = {v: i for i, v in enumerate(self.values_)}
         self.widths = widths
         self.description = description
+        self.calibration = calibration
         self._cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
 
     @classmethod
@@ -145,7 +213,10 @@ class ValueJudge:
     def predict(self, z: NDArray[Any], value: str) -> NDArray[np.float64]:
         """Mean intensities of embeddings ``z`` for a canonical value id."""
         j = self._col[value]
-        return np.clip(10.0 * (z @ self.W[j] + self.b[j]), -10.0, 10.0)
+        raw = 10.0 * (z @ self.W[j] + self.b[j])
+        if self.calibration is not None and value in self.calibration.values:
+            return self.calibration(raw)
+        return np.clip(raw, -10.0, 10.0)
 
     # -- DirectScorer --------------------------------------------------------------------
     def score(self, texts: Sequence[str], value: ValueNode | str) -> NDArray[np.float64]:
@@ -162,7 +233,12 @@ class ValueJudge:
     def score_all(self, texts: Sequence[str]) -> NDArray[np.float64]:
         """Mean intensities of ``texts`` on every value (``n × len(values_)``)."""
         z = self.embed(texts)
-        return np.asarray(np.clip(10.0 * (z @ self.W.T + self.b), -10.0, 10.0))
+        raw = 10.0 * (z @ self.W.T + self.b)
+        out = np.clip(raw, -10.0, 10.0)
+        if self.calibration is not None:
+            for v in self.calibration.values & set(self._col):
+                out[:, self._col[v]] = self.calibration(raw[:, self._col[v]])
+        return np.asarray(out, np.float64)
 
     # -- refit on a user's VIDB ------------------------------------------------------------
     def refit(self, vidb: pd.DataFrame, *, values: Sequence[str] | None = None,
@@ -237,4 +313,5 @@ class ValueJudge:
                 f"{int(on.sum())} texts ({', '.join(src)[:200] or 'a table'}) over the "
                 f"{self.model.name} encoder; grouped {folds}-fold CV on that VIDB: Spearman "
                 f"{rho:.2f}, sign accuracy {sign:.2f}{kept}")
-        return ValueJudge(self.model, W, b, names, widths, desc)
+        cal = self.calibration.without(fit_values) if self.calibration is not None else None
+        return ValueJudge(self.model, W, b, names, widths, desc, cal)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from valueflow.embed._judge import ValueJudge
+from valueflow.embed._judge import Calibration, ValueJudge
 from valueflow.embed._model import HiVESModel, default_model_dir, load_hives
 from valueflow.errors import ConfigError
 
@@ -34,7 +34,7 @@ __all__ = ["JUDGE_FILE", "load_judge_dir", "load_local_scorer", "scorer_cache_di
            "scorer_training_frame", "texts_hash", "write_shipped_judge"]
 
 #: Bump when a change to the judge makes refits cached on disk stale.
-SCORER_VERSION = "4"
+SCORER_VERSION = "5"
 CACHE_DIR_ENV = "VALUEFLOW_CACHE_DIR"
 JUDGE_FILE = "judge.json"
 _SEED_SOURCE = "valueflow-seed"
@@ -68,7 +68,8 @@ def load_judge_dir(folder: str | Path) -> ValueJudge:
     desc = info.get("description") or (
         f"local judge: value heads on a fine-tuned MiniLM ({path.name}), trained on "
         f"{meta.get('n_train_texts', '?')} VIDB texts; intervals not calibrated")
-    return ValueJudge(load_hives(path), W, b, values, widths, desc)
+    cal = Calibration.from_json(info["calibration"]) if info.get("calibration") else None
+    return ValueJudge(load_hives(path), W, b, values, widths, desc, cal)
 
 
 @lru_cache(maxsize=1)
@@ -171,9 +172,11 @@ def _refit_cached(base: ValueJudge, frame: pd.DataFrame, fit_values: list[str],
         try:
             with np.load(where) as z:
                 info = json.loads(str(z["info"]))
+                cal = info.get("calibration")
                 judge = ValueJudge(base.model, np.asarray(z["W"]), np.asarray(z["b"]),
                                    [str(v) for v in z["values"]], info["widths"],
-                                   info["description"])
+                                   info["description"],
+                                   Calibration.from_json(cal) if cal else None)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             judge = None  # a damaged cache entry: refit and overwrite it
     if judge is None:
@@ -185,7 +188,9 @@ def _refit_cached(base: ValueJudge, frame: pd.DataFrame, fit_values: list[str],
             try:
                 where.parent.mkdir(parents=True, exist_ok=True)
                 tmp = where.with_name(f"{where.stem}.{os.getpid()}.tmp.npz")
-                info = json.dumps({"widths": judge.widths, "description": judge.description})
+                info = json.dumps({"widths": judge.widths, "description": judge.description,
+                                   "calibration": judge.calibration.to_json()
+                                   if judge.calibration is not None else None})
                 np.savez_compressed(tmp, W=judge.W, b=judge.b, values=np.array(judge.values_),
                                     info=np.array(info))
                 os.replace(tmp, where)
@@ -262,7 +267,7 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
     import pandas as pd
 
     from valueflow.embed._finetune import ADAPTER_FILE, HEADS_FILE
-    from valueflow.embed._judge import conformal_widths
+    from valueflow.embed._judge import conformal_widths, fit_calibration
     from valueflow.vidb import load_seed
 
     src = Path(model_dir)
@@ -272,21 +277,27 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
         shutil.copyfile(src / name, dst / name)
     widths: dict[str, list[float]] = {"*": [8.0, 8.0, 8.0]}
     heldout = ""
+    cal: Calibration | None = None
     if calibration is not None:
         pred = pd.read_csv(calibration)
         pred = pred[pred["judge"] == "local"]
-        y, p = pred["intensity"].to_numpy(float), pred["pred"].to_numpy(float)
+        y, raw = pred["intensity"].to_numpy(float), pred["pred"].to_numpy(float)
+        with np.load(src / HEADS_FILE) as z:
+            cal = fit_calibration(raw, y, [str(v) for v in z["values"]])
+        p = cal(raw)
         widths = {"*": conformal_widths(y, p)}
-        for v, g in pred.groupby("value"):
-            if len(g) >= 150:
-                widths[str(v)] = conformal_widths(g["intensity"].to_numpy(float),
-                                                  g["pred"].to_numpy(float))
+        for v in sorted(set(pred["value"].astype(str))):
+            m = (pred["value"] == v).to_numpy()
+            if m.sum() >= 150:
+                widths[v] = conformal_widths(y[m], p[m])
         from scipy.stats import spearmanr
 
         d = y != 0
         heldout = (f"; on registers it never saw (register-held-out, {len(y)} seed texts): "
                    f"Spearman {spearmanr(y, p)[0]:.2f}, sign accuracy "
-                   f"{np.mean(np.sign(p[d]) == np.sign(y[d])):.2f}")
+                   f"{np.mean(np.sign(p[d]) == np.sign(y[d])):.2f}; raw outputs mapped to the "
+                   f"mean intensity they had there (x{float(raw @ y) / float(raw @ raw):.1f} "
+                   f"on average)")
     seed = load_seed()
     real = ""
     if validity:
@@ -295,7 +306,8 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
     desc = (f"local judge: value heads on the bundled MiniLM fine-tuned with LoRA adapters, "
             f"trained on the ValueFlow seed VIDB ({len(seed)} texts written by the developers "
             f"in 12 registers, with authored intensities, not measured judgments){heldout}{real}")
-    info = {"widths": widths, "description": desc, "seed_hash": texts_hash(
+    info = {"widths": widths, "calibration": cal.to_json() if cal is not None else None,
+            "description": desc, "seed_hash": texts_hash(
         seed["text"].astype(str).tolist()), "validity": validity or {}}
     (dst / JUDGE_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
     (dst / "head.npz").unlink(missing_ok=True)  # the head-on-frozen-features model it replaces
