@@ -66,9 +66,8 @@ def test_adaptive_windows_group_near_ties():
     assert many.shape == (4, 3)
 
 
-def test_vidb_keeps_the_designs_it_always_offered():
+def test_window_designs_live_in_ranking_only():
     import valueflow.vidb as vidb
 
-    assert vidb.balanced_windows is balanced_windows
-    assert vidb.adaptive_windows is adaptive_windows
-    assert vidb.window_components is window_components
+    for name in ("balanced_windows", "adaptive_windows", "window_components"):
+        assert name not in vidb.__all__ and not hasattr(vidb, name)

@@ -9,7 +9,6 @@ A VIDB is a table with at least ``text``, ``value`` (canonical value id) and ``i
 
 # The build's window designs live in valueflow.ranking (one vocabulary for every design);
 # they stay importable from here as before.
-from valueflow.ranking import adaptive_windows, balanced_windows, window_components
 from valueflow.vidb._build import (
     BuildConfig,
     BuildResult,
@@ -56,8 +55,6 @@ __all__ = [
     "PanelCategorizer",
     "VIDBStore",
     "ValueReport",
-    "adaptive_windows",
-    "balanced_windows",
     "build_vidb",
     "build_vidb_async",
     "calibrate_utilities",
@@ -71,5 +68,4 @@ __all__ = [
     "read_vidb_source",
     "usable_items",
     "vidb_stats",
-    "window_components",
 ]

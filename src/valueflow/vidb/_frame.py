@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from valueflow.errors import DataError, UnknownNameError
-from valueflow.tables import text_key
+from valueflow.tables import INTENSITY_COLUMNS, text_key
 from valueflow.vidb._schema import SOURCE_KINDS, VIDB_COLUMNS
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ __all__ = ["INTENSITY_ALIASES", "direction_of", "item_id", "normalize_vidb_frame
 
 #: Column names recognised as the intensity when no mapping is given (the published VIDB
 #: uses ``final_rating``).
-INTENSITY_ALIASES = ("intensity", "final_rating", "rating", "score")
+INTENSITY_ALIASES = INTENSITY_COLUMNS
 
 MAX_LISTED_ROWS = 10
 
