@@ -188,3 +188,30 @@ def test_bad_model_folder(tmp_path):
 
 def test_evaluator_names_its_primary_metric():
     assert HiVESEvaluator.primary_metric == "rank_pairwise"
+
+
+def test_evaluator_scores_exactly_the_rows_it_is_told_to_hold_out():
+    from valueflow.errors import DataError
+
+    df = toy_vidb()
+    held = df["value"].eq("ross:justice").to_numpy()
+    ev = HiVESEvaluator(df, held_out=held)
+    assert set(ev.held_idx) == set(np.flatnonzero(held))
+    assert set(ev.train_idx) == set(np.flatnonzero(~held))
+    with pytest.raises(DataError, match="mark some rows"):
+        HiVESEvaluator(df, held_out=np.ones(len(df), bool))
+    with pytest.raises(DataError, match="mark some rows"):
+        HiVESEvaluator(df, held_out=held[:-1])
+
+
+def test_hives_evaluate_names_the_seed_registers_it_knows(capsys):
+    from tests.conftest import run_main
+    from valueflow.vidb import load_seed, seed_registers
+
+    known = set(seed_registers(load_seed()))
+    assert {"news", "dialogue", "phrase", "v1-sentences"} <= known
+    assert run_main("hives", "evaluate", "--registers", "news,tweets") == 2
+    err = capsys.readouterr().err
+    assert "unknown seed register(s): tweets" in err and "dialogue" in err
+    assert run_main("hives", "evaluate", "--registers", "news", "--data", "x.csv") == 2
+    assert "seed VIDB only" in capsys.readouterr().err

@@ -83,6 +83,11 @@ def train(base: str, out: str, source: str, mode: str, head_input: str | None,
               help="Evaluate on this table instead (texts none of the models trained on: any "
                    "VIDB file or folder, or the reference's all_few_shot.json); half of it is "
                    "the kNN pool, half is scored.")
+@click.option("--registers", default=None,
+              help="Register-held-out: score only the seed texts of these registers "
+                   "(comma-separated, e.g. news,dialogue), the rest being the pool; for models "
+                   "trained without them (benchmarks/bench_register_heldout.py writes such "
+                   "models).")
 @click.option("--holdout", type=float, default=None,
               help="Held-out share [as the model was trained, else 0.15].")
 @click.option("--seed", type=int, default=None,
@@ -95,8 +100,8 @@ def train(base: str, out: str, source: str, mode: str, head_input: str | None,
               help="Also save a bar chart of the metrics (.png, .svg, .pdf).")
 @click.option("--overwrite", is_flag=True, help="Replace --csv/--markdown/--plot files.")
 @json_option
-def evaluate(models: tuple[str, ...], source: str, data: str | None, holdout: float | None,
-             seed: int | None,
+def evaluate(models: tuple[str, ...], source: str, data: str | None, registers: str | None,
+             holdout: float | None, seed: int | None,
              csv_path: str | None, md_path: str | None, plot_path: str | None,
              overwrite: bool, as_json: bool) -> None:
     """Evaluate models on the held-out split, side by side with the untrained base.
@@ -112,6 +117,8 @@ def evaluate(models: tuple[str, ...], source: str, data: str | None, holdout: fl
     from valueflow.vidb import load_vidb
     from valueflow.workspace import default_workspace_path
 
+    if registers is not None and (data is not None or source != "seed"):
+        raise click.UsageError("--registers applies to the seed VIDB only (no --data or --vidb)")
     inputs = [str(default_workspace_path()), data,
               None if source in ("seed", "workspace", "workspace:all") else source]
     outputs = [(opt, p, ext) for opt, p, ext in (
@@ -128,6 +135,21 @@ def evaluate(models: tuple[str, ...], source: str, data: str | None, holdout: fl
                             seed=0 if seed is None else seed)
         _show_evaluation(ev, ev.compare(loaded, names), csv_path, md_path, plot_path, as_json,
                          f"HiVES evaluation on {len(ev.held_idx)} texts of {Path(data).name}")
+        return
+    if registers is not None:
+        from valueflow.vidb import load_seed, seed_registers
+
+        vidb = load_seed()
+        reg = seed_registers(vidb)
+        wanted = [r.strip() for r in registers.split(",") if r.strip()]
+        unknown = sorted(set(wanted) - set(reg))
+        if unknown or not wanted:
+            raise ConfigError(f"unknown seed register(s): {', '.join(unknown) or '(none given)'}",
+                              hint=f"the seed has {', '.join(sorted(set(reg)))}")
+        ev = HiVESEvaluator(vidb, held_out=reg.isin(wanted).to_numpy())
+        _show_evaluation(ev, ev.compare(loaded, names), csv_path, md_path, plot_path, as_json,
+                         f"HiVES evaluation on {len(ev.held_idx)} seed texts of the held-out "
+                         f"registers {', '.join(wanted)}")
         return
     trained = [(n, m.meta) for n, m in zip(names, loaded, strict=True) if "split_seed" in m.meta]
     if trained:

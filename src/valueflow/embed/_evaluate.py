@@ -123,6 +123,9 @@ class HiVESEvaluator:
         holdout: Held-out share (must match the share the model was trained with).
         seed: Split seed (must match training).
         draws: Draws per held-out text for the ranking metrics.
+        held_out: Instead of the seeded split, score exactly these rows (a boolean mask over
+            ``vidb``; the other rows are the pool): e.g. the texts of registers a model never
+            trained on (register-held-out).
 
     Attributes:
         primary_metric: Name of the metric to compare models by (``rank_pairwise``).
@@ -131,13 +134,23 @@ class HiVESEvaluator:
     primary_metric = PRIMARY_METRIC
 
     def __init__(self, vidb: pd.DataFrame | None = None, holdout: float = 0.15, seed: int = 0,
-                 draws: int = 5) -> None:
+                 draws: int = 5, held_out: Sequence[bool] | NDArray[np.bool_] | None = None
+                 ) -> None:
         if vidb is None:
             from valueflow.vidb import load_seed
 
             vidb = load_seed()
         self.vidb = vidb.reset_index(drop=True)
-        self.train_idx, self.held_idx = heldout_split(self.vidb, holdout, seed)
+        if held_out is None:
+            self.train_idx, self.held_idx = heldout_split(self.vidb, holdout, seed)
+        else:
+            mask = np.asarray(held_out, dtype=bool)
+            if mask.shape != (len(self.vidb),) or mask.all() or not mask.any():
+                from valueflow.errors import DataError
+
+                raise DataError(f"held_out marks {int(mask.sum())} of {len(self.vidb)} rows",
+                                hint="mark some rows to score and leave some as the pool")
+            self.held_idx, self.train_idx = np.flatnonzero(mask), np.flatnonzero(~mask)
         self.labels = build_labels(self.vidb)
         self.seed = seed
         self.draws = draws

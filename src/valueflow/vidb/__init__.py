@@ -23,7 +23,7 @@ from valueflow.vidb._build_plan import BuildCost, estimate_build_cost
 from valueflow.vidb._categorize import AcceptanceRule
 from valueflow.vidb._frame import direction_of, item_id, normalize_vidb_frame
 from valueflow.vidb._schema import SOURCE_KINDS, VIDB_COLUMNS
-from valueflow.vidb._seed import SEED_PROVENANCE, load_seed
+from valueflow.vidb._seed import SEED_PROVENANCE, load_seed, seed_registers
 from valueflow.vidb._stats import HIST_EDGES, plot_vidb_histograms, vidb_stats
 from valueflow.vidb._store import (
     UNRELIABLE_FLAGS,
@@ -66,6 +66,7 @@ __all__ = [
     "normalize_vidb_frame",
     "plot_vidb_histograms",
     "read_vidb_source",
+    "seed_registers",
     "usable_items",
     "vidb_stats",
 ]
