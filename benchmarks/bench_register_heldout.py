@@ -14,7 +14,8 @@ Writes per-register metrics and the out-of-register predictions (``--out DIR``:
 split-conformal interval widths are calibrated on
 (``valueflow.embed.write_shipped_judge(..., calibration=DIR/predictions.csv)``).
 
-    python benchmarks/bench_register_heldout.py --out /tmp/heldout [--groups 2] [--epochs 1]
+    python benchmarks/bench_register_heldout.py --out /tmp/heldout [--groups 2] \
+        [--epochs 3] [--train-layers 4] [--off-weight 0.2]
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--groups", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--train-layers", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--train-layers", type=int, default=4)
+    ap.add_argument("--off-weight", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(train)}", file=sys.stderr, flush=True)
         t0 = time.monotonic()
         cfg = FineTuneConfig(rank=16, alpha=32, epochs=args.epochs,
-                             train_layers=args.train_layers, off_weight=0.1, hier_weight=0.1,
+                             train_layers=args.train_layers, off_weight=args.off_weight,
+                             hier_weight=0.1,
                              seed=args.seed)
         if not (folder / "heads.npz").is_file():
             finetune_encoder(train, folder, cfg)

@@ -345,3 +345,30 @@ def test_shipped_judge_matches_the_seed_vidb():
     assert meta["kind"] == "lora" and meta["n_train_texts"] == len(seed)
     total = sum(f.stat().st_size for f in folder.iterdir())
     assert total < 10 * 2**20  # what the repository ships for the models stays small
+
+
+@pytest.mark.model
+def test_a_short_finetune_writes_a_judge_that_loads_and_differs_from_the_base(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    from valueflow.embed import load_hives
+    from valueflow.embed._finetune import FineTuneConfig, finetune_encoder
+    from valueflow.embed._shipped import load_judge_dir
+    from valueflow.vidb import load_seed
+
+    seed = load_seed(["benevolence", "power"])
+    frame = pd_sample(seed, 48)
+    cfg = FineTuneConfig(rank=4, alpha=8, train_layers=1, batch_size=8, max_steps=4, lr=5e-3)
+    folder = finetune_encoder(frame, tmp_path / "m", cfg, verbose=False)
+    meta = json.loads((folder / "hives.json").read_text(encoding="utf-8"))
+    assert meta["kind"] == "lora" and meta["steps"] == 4 and meta["n_train_texts"] == 48
+    judge = load_judge_dir(folder)
+    assert set(judge.values_) == {"schwartz:benevolence", "schwartz:power"}
+    out = judge.score(frame.text.tolist()[:5], "power")
+    assert out.shape == (5, 3) and np.all(np.isfinite(out))
+    tuned = judge.model.encode_base(frame.text.tolist()[:5])
+    base = load_hives("base").encode_base(frame.text.tolist()[:5])
+    assert not np.allclose(tuned, base, atol=1e-4)  # the adapter was trained and merged
+
+
+def pd_sample(frame, n):
+    return frame.sample(n=n, random_state=0).reset_index(drop=True)
