@@ -27,6 +27,7 @@ from valueflow.analysis._shifts import (
     steerability,
 )
 from valueflow.analysis._summary import SteeringAnalysis, analyze, findings
+from valueflow.analysis._targeting import plot_target_calibration, target_table
 
 __all__ = [
     "VALUE_TYPES",
@@ -41,10 +42,12 @@ __all__ = [
     "multi_value_shifts",
     "pair_composition",
     "pair_summary",
+    "plot_target_calibration",
     "profile_fit",
     "refusal_table",
     "render_report",
     "shift_table",
     "steerability",
+    "target_table",
     "write_report",
 ]

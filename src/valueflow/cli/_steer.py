@@ -186,3 +186,200 @@ def analyze_cmd(run_id: str | None, out_dir: str | None, n_boot: int, seed: int,
     if out_dir:
         click.echo(f"tables written to {out_dir}", err=True)
     sys.stdout.flush()
+
+
+def _float_list(text: str | None) -> list[float] | None:
+    from valueflow.errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        return [float(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise ConfigError(f"cannot read the coefficients {text!r}",
+                          hint="write a comma-separated list, e.g. -2,-1,0,1,2") from None
+
+
+@steer.command("target")
+@click.option("--model", "model", default="hf/smollm2", show_default=True,
+              help="Model to steer: hf/<folder|gguf> for activation steering; any spec "
+              "(openai/<m> with --base-url ...) for --regime prompt.")
+@llm_options
+@click.option("--value", default=None, help="The value to steer (with --intensity).")
+@click.option("--intensity", type=float, default=None,
+              help="Its target intensity in [-10, 10].")
+@click.option("--target", "targets", multiple=True, metavar="VALUE=INTENSITY",
+              help="A target (repeatable, for several values at once): benevolence=+4.")
+@click.option("--query", "queries", multiple=True,
+              help="A question to answer (repeatable; default: bundled questions).")
+@click.option("--queries", "n_queries", type=click.IntRange(min=1), default=4,
+              show_default=True, help="Bundled questions to use when no --query is given.")
+@click.option("--regime", type=click.Choice(["activation", "prompt"]), default=None,
+              help="activation (default for hf/ models) or prompt (levels -2..2; any model).")
+@click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=1.5,
+              show_default=True, help="A hit is within this of the target.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Candidates per round.")
+@click.option("--budget", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Candidates per question at most.")
+@click.option("--layers", default=None, help="Decoder layers to steer, e.g. 10-15 "
+              "(default: the model's middle band).")
+@click.option("--source", type=click.Choice(["both", "prompts", "texts"]), default="both",
+              show_default=True, help="What steering vectors are made from.")
+@click.option("--coefficients", default=None,
+              help="Pilot sweep of activation coefficients, e.g. -2,-1,0,1,2.")
+@click.option("--coefficient", "fixed", multiple=True, metavar="VALUE=C",
+              help="Use this activation coefficient (no search; must lie in the "
+              "calibrated range).")
+@click.option("--vector", "vector_files", multiple=True, type=click.Path(dir_okay=False),
+              help="A steering-vector file (from `steer vector`) to use (repeatable).")
+@click.option("--judge", default="local", show_default=True, help="Judge that measures.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=80, show_default=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Write every candidate (CSV or JSONL by extension).")
+@click.option("--plot", "plot", type=click.Path(dir_okay=False), default=None,
+              help="Save the calibration curves with targets and hits (PNG/SVG/PDF).")
+@json_option
+def target_cmd(model: str, llm: LLMFlags, value: str | None, intensity: float | None,
+               targets: tuple[str, ...], queries: tuple[str, ...], n_queries: int,
+               regime: str | None, tolerance: float, n: int, budget: int, layers: str | None,
+               source: str, coefficients: str | None, fixed: tuple[str, ...],
+               vector_files: tuple[str, ...], judge: str, max_tokens: int, out: str | None,
+               plot: str | None, as_json: bool) -> None:
+    """Steer MODEL so its answers express values at target intensities, and measure them.
+
+    Calibrates first (a pilot sweep scored by the judge, fitted as a monotone curve, kept
+    in the workspace), then per question generates candidates at the calibrated setting,
+    scores them and adjusts until one is within --tolerance or --budget is spent. Every
+    answer comes back with its measured intensity, interval and whether it hit.
+    Resumable: rerun the same command to continue without repeating finished candidates.
+
+    \b
+    valueflow steer target --value benevolence --intensity 4
+    valueflow steer target --target benevolence=+3 --target power=-2 --queries 6
+    valueflow steer target --model openai/qwen --base-url http://host:8000/v1 \\
+        --regime prompt --value power --intensity -3
+    """
+    from valueflow.errors import ConfigError
+    from valueflow.llm import get_backend
+    from valueflow.steer import SteeringVector, TargetSettings, parse_targets, steer_to_target
+
+    goal_items = list(targets)
+    if value is not None or intensity is not None:
+        if value is None or intensity is None:
+            raise ConfigError("--value and --intensity go together",
+                              hint="e.g. --value benevolence --intensity 4, or --target "
+                              "benevolence=4")
+        goal_items.append(f"{value}={intensity}")
+    goal = parse_targets(goal_items)
+    spec = model.strip()
+    regime = regime or ("activation" if spec.startswith("hf/") else "prompt")
+    if fixed and regime != "activation":
+        raise ConfigError("--coefficient is for activation steering", hint="drop --regime "
+                          "prompt, or drop --coefficient")
+    fixed_map: dict[str, float] = {}
+    for item in fixed:
+        name, sep, num = item.partition("=")
+        try:
+            fixed_map[name.strip()] = float(num)
+        except ValueError:
+            raise ConfigError(f"cannot read --coefficient {item!r}",
+                              hint="write VALUE=C, e.g. benevolence=1.2") from None
+        if not sep:
+            raise ConfigError(f"cannot read --coefficient {item!r}", hint="write VALUE=C")
+    settings: dict[str, Any] = {"regime": regime, "tolerance": tolerance, "n": n,
+                                "budget": budget, "layers": layers, "source": source,
+                                "max_tokens": max_tokens, "judge": {"spec": judge}}
+    sweep = _float_list(coefficients)
+    if sweep is not None:
+        settings["coefficients"] = sweep
+    cfg = TargetSettings.model_validate(settings)
+    if cfg.budget < cfg.n:
+        raise ConfigError(f"--budget {budget} is less than one round of --n {n}")
+    opts = llm.backend_options(spec) if llm.given() else {}
+    backend = get_backend(spec, **opts)
+    vectors = {}
+    for f in vector_files:
+        vec = SteeringVector.load(f)
+        vectors[vec.value] = vec
+    say = None if as_json else (lambda m: click.echo(m, err=True))
+    with open_cli_workspace() as ws:
+        result = steer_to_target(backend, goal, ws, queries=list(queries) or n_queries,
+                                 settings=cfg, vectors=vectors or None,
+                                 coefficients=fixed_map or None, progress=not as_json,
+                                 echo=say)
+        frame = result.to_frame()
+        if out:
+            _write_table(result.candidates if result.candidates is not None else frame, out)
+        if plot:
+            from valueflow.analysis import plot_target_calibration
+
+            plot_target_calibration(result, plot)
+    if as_json:
+        echo_json({**result.summary(), "results": frame.to_dict("records")})
+        return
+    for o in result.outcomes:
+        click.echo(f"\n{o.query}")
+        for v, t in o.targets.items():
+            m = o.measured.get(v)
+            got = "not measured" if m is None else (
+                f"measured {m[0]:+.1f} [{m[1]:+.1f}, {m[2]:+.1f}]")
+            mark = "hit" if o.hit else "miss"
+            setting = o.settings.get(v)
+            sett = "" if setting is None else (f", coefficient {setting:+.2f}"
+                                               if result.regime == "activation"
+                                               else f", level {int(setting):+d}")
+            click.echo(f"  {v}: target {t:+g}, {got}{sett}")
+        ppl = f", perplexity {o.perplexity:.1f}" if o.perplexity else ""
+        click.echo(f"  {mark} after {o.n_candidates} candidate(s){ppl}")
+        click.echo("  > " + " ".join(o.response.split())[:400])
+    s = result.summary()
+    click.echo(f"\n{s['questions']} question(s): hit rate {s['hit_rate']:.0%} within "
+               f"±{tolerance:g}, RMSE {s['rmse']:.2f}, {s['mean_candidates']:.1f} candidates "
+               f"on average (judge {result.judge}; run {result.run_id})")
+
+
+def _write_table(df: Any, path: str) -> None:
+    from valueflow.errors import ConfigError
+
+    p = Path(path)
+    if p.suffix.lower() == ".csv":
+        df.to_csv(p, index=False)
+    elif p.suffix.lower() in (".jsonl", ".json"):
+        df.to_json(p, orient="records", lines=True, force_ascii=False)
+    else:
+        raise ConfigError(f"cannot write {p.name}: unknown table format",
+                          hint="use a .csv or .jsonl file name")
+
+
+@steer.command("vector")
+@click.option("--model", "model", default="hf/smollm2", show_default=True,
+              help="An hf/ model (folder or GGUF file).")
+@click.option("--value", "values", multiple=True, required=True,
+              help="Value(s) to make a direction for (repeatable).")
+@click.option("--layers", default=None, help="Decoder layers, e.g. 10-15 (default: the "
+              "model's middle band).")
+@click.option("--source", type=click.Choice(["both", "prompts", "texts"]), default="both",
+              show_default=True, help="Contrastive prompts we wrote, seed VIDB texts, or both.")
+@click.option("--method", type=click.Choice(["mean_diff", "pca"]), default="mean_diff",
+              show_default=True)
+@click.option("--out", "out", type=click.Path(), required=True,
+              help="A .safetensors file (one value) or a folder (several).")
+def vector_cmd(model: str, values: tuple[str, ...], layers: str | None, source: str,
+               method: str, out: str) -> None:
+    """Make activation-steering vectors for an hf/ model and save them (safetensors)."""
+    from valueflow.llm import get_backend
+    from valueflow.steer import train_steering_vector
+    from valueflow.steer._activation import hf_parts
+
+    backend = get_backend(model.strip())
+    hf_parts(backend)
+    for v in values:
+        vec = train_steering_vector(backend, v, layers=layers, source=source,  # type: ignore[arg-type]
+                                    method=method)  # type: ignore[arg-type]
+        dest = Path(out)
+        if len(values) > 1 or dest.is_dir() or dest.suffix != ".safetensors":
+            dest = dest / f"{vec.value.replace(':', '_')}.safetensors"
+        vec.save(dest)
+        click.echo(f"wrote {dest}: {vec.value} on {vec.model}, layers "
+                   f"{vec.layers[0]}-{vec.layers[-1]}, {vec.n_pairs} contrastive examples")

@@ -80,6 +80,7 @@ class HFBackend(Backend):
         self._system_ok = True
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
+        self._vectors: dict[str, Any] = {}
 
     def cache_identity(self) -> dict[str, Any]:
         ident: dict[str, Any] = {"model": self.path.name, "dtype": self.dtype or "default"}
@@ -135,6 +136,34 @@ class HFBackend(Backend):
         self.load()
         return self._tok
 
+    # -- activation steering ---------------------------------------------------------
+    def add_vector(self, vector: Any) -> str:
+        """Make a :class:`~valueflow.steer.SteeringVector` usable by requests; returns its
+        digest. A request is steered by ``extra={"steering": [[digest, coefficient], ...]}``
+        (the digest and coefficient are part of the request, so of its cache key)."""
+        from valueflow.steer._activation import check_vector, decoder_layers, model_identity
+
+        self.load()
+        check_vector(vector, len(decoder_layers(self._model)),
+                     int(getattr(self._model.config, "hidden_size", 0) or 0),
+                     model_identity(self))
+        self._vectors[vector.digest] = vector
+        return str(vector.digest)
+
+    def _steering_rows(self, batch: Sequence[ChatRequest]) -> list[list[tuple[Any, float]]]:
+        rows = []
+        for r in batch:
+            spec = (r.extra or {}).get("steering") or []
+            row = []
+            for digest, coef in spec:
+                vec = self._vectors.get(str(digest))
+                if vec is None:
+                    raise ConfigError(f"request steered by an unknown vector {digest!r}",
+                                      hint="register it first with backend.add_vector(vector)")
+                row.append((vec, float(coef)))
+            rows.append(row)
+        return rows
+
     def count_tokens(self, text: str) -> int | None:
         return None if self._tok is None else len(self._tok.encode(text, add_special_tokens=False))
 
@@ -174,8 +203,11 @@ class HFBackend(Backend):
         if first.stop:
             kwargs["stop_strings"] = list(first.stop)
             kwargs["tokenizer"] = tok
+        from valueflow.steer._activation import add_to_layers, steering_additions
+
+        additions = steering_additions(self._steering_rows(batch))
         t0 = time.perf_counter()
-        with self._run_lock, torch.no_grad():
+        with self._run_lock, torch.no_grad(), add_to_layers(model, additions):
             if sample:
                 torch.manual_seed(request_seed(first))
             out = model.generate(**enc, **kwargs)

@@ -18,6 +18,12 @@ Example:
     >>> results = load_results(workspace)                # doctest: +SKIP
 """
 
+from valueflow.steer._activation import (
+    SteeringVector,
+    steering,
+    train_steering_vector,
+)
+from valueflow.steer._calibrate import DoseResponse, fit_dose_response
 from valueflow.steer._config import (
     LEVELS,
     REGIMES,
@@ -49,13 +55,24 @@ from valueflow.steer._prompts import build_messages, instruction_text, value_ins
 from valueflow.steer._refusal import REFUSAL_PHRASES, is_refusal
 from valueflow.steer._runner import Plan, Trial, load_results, plan_steering, run_steering
 from valueflow.steer._store import SteerStore
+from valueflow.steer._target import (
+    Calibration,
+    QueryOutcome,
+    TargetResult,
+    TargetSettings,
+    load_target_run,
+    parse_targets,
+    steer_to_target,
+)
 
 __all__ = [
     "LEVELS",
     "LEVEL_BINS",
     "REFUSAL_PHRASES",
     "REGIMES",
+    "Calibration",
     "Condition",
+    "DoseResponse",
     "ExemplarPool",
     "GenerationSettings",
     "JudgeSettings",
@@ -65,9 +82,13 @@ __all__ = [
     "Plan",
     "ProfileSettings",
     "Query",
+    "QueryOutcome",
     "QuerySettings",
     "SteerStore",
     "SteeringConfig",
+    "SteeringVector",
+    "TargetResult",
+    "TargetSettings",
     "Trial",
     "UserTextSettings",
     "apply_overrides",
@@ -75,6 +96,7 @@ __all__ = [
     "build_messages",
     "default_queries",
     "example_config_path",
+    "fit_dose_response",
     "instruction_text",
     "intensity_to_level",
     "is_refusal",
@@ -83,8 +105,13 @@ __all__ = [
     "load_profile_targets",
     "load_queries",
     "load_results",
+    "load_target_run",
+    "parse_targets",
     "plan_steering",
     "run_steering",
+    "steer_to_target",
+    "steering",
+    "train_steering_vector",
     "value_instruction",
 ]
 

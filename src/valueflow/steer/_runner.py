@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from valueflow.errors import ConfigError
-from valueflow.steer._config import SteeringConfig
+from valueflow.steer._config import JudgeSettings, SteeringConfig
 from valueflow.steer._design import (
     Condition,
     ExemplarPool,
@@ -464,7 +464,7 @@ def _score_all(plan: Plan, store: SteerStore, workspace: Workspace, run_id: str,
         node = resolve_value(value)
         for start in range(0, len(items), 512):
             part = items[start:start + 512]
-            scores, last_error = _score_texts([t for _, t in part], node, judge, cfg,
+            scores, last_error = _score_texts([t for _, t in part], node, judge, cfg.judge,
                                               workspace, progress)
             # A judge failure is not a score: it is not stored, so a rerun asks again.
             good = [(k, value, judge_name, *sc) for (k, _), sc in zip(part, scores, strict=True)
@@ -477,7 +477,7 @@ def _score_all(plan: Plan, store: SteerStore, workspace: Workspace, run_id: str,
     return info
 
 
-def _score_texts(texts: Sequence[str], node: Any, judge: Any, cfg: SteeringConfig,
+def _score_texts(texts: Sequence[str], node: Any, judge: Any, jcfg: JudgeSettings,
                  workspace: Workspace, progress: bool
                  ) -> tuple[list[tuple[float, float, float, int, int]], str | None]:
     """(intensity, low, high, n_windows, n_failures) per text (intensity NaN where the
@@ -493,11 +493,11 @@ def _score_texts(texts: Sequence[str], node: Any, judge: Any, cfg: SteeringConfi
     from valueflow.evaluate import score_texts
 
     uniq = list(dict.fromkeys(texts))
-    kwargs: dict[str, Any] = {k: v for k, v in (("k", cfg.judge.k), ("m", cfg.judge.m),
-                                                ("design", cfg.judge.design)) if v is not None}
+    kwargs: dict[str, Any] = {k: v for k, v in (("k", jcfg.k), ("m", jcfg.m),
+                                                ("design", jcfg.design)) if v is not None}
     if not callable(getattr(judge, "rank", None)) and callable(getattr(judge, "rate", None)):
         kwargs["method"] = "rating"  # judge options {method: rating}: the rating baseline
-    df = score_texts(uniq, [node.id], judge, cfg.judge.vidb, workspace=workspace,
+    df = score_texts(uniq, [node.id], judge, jcfg.vidb, workspace=workspace,
                      progress=progress, **kwargs)
     by_text = {str(r["text"]): r for r in df.to_dict("records")}
     out = []

@@ -68,7 +68,37 @@ register_migrations(
             )
             """,
             "steering generations, their scores, and run membership",
-        )
+        ),
+        Migration(
+            2,
+            """
+            CREATE TABLE IF NOT EXISTS steer_calibrations (
+                cal_key VARCHAR PRIMARY KEY,
+                model VARCHAR NOT NULL,
+                value VARCHAR NOT NULL,
+                regime VARCHAR NOT NULL,
+                judge VARCHAR NOT NULL,
+                vector VARCHAR,
+                curve VARCHAR NOT NULL,
+                points VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS steer_target_candidates (
+                run_id VARCHAR NOT NULL,
+                query_id VARCHAR NOT NULL,
+                candidate INTEGER NOT NULL,
+                round INTEGER NOT NULL,
+                gen_key VARCHAR NOT NULL,
+                settings VARCHAR NOT NULL,
+                PRIMARY KEY (run_id, query_id, candidate)
+            );
+            CREATE TABLE IF NOT EXISTS steer_perplexity (
+                gen_key VARCHAR PRIMARY KEY,
+                perplexity DOUBLE NOT NULL
+            )
+            """,
+            "calibration curves, closed-loop candidates and fluency (perplexity) of answers",
+        ),
     ],
 )
 
@@ -159,6 +189,59 @@ class SteerStore:
             "SELECT g.* FROM steer_run_items r JOIN steer_generations g USING (gen_key) "
             "WHERE r.run_id = ? ORDER BY g.model, g.regime, g.condition, g.query_id, g.sample",
             [run_id])
+
+    # -- calibration and closed-loop targeting ----------------------------------------------
+    def calibration(self, cal_key: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(curve, points) of a stored calibration, or ``None``."""
+        row = self.ws.execute("SELECT curve, points FROM steer_calibrations WHERE cal_key = ?",
+                              [cal_key]).fetchone()
+        return None if row is None else (json.loads(row[0]), json.loads(row[1]))
+
+    def add_calibration(self, cal_key: str, *, model: str, value: str, regime: str,
+                        judge: str, vector: str | None, curve: dict[str, Any],
+                        points: dict[str, Any]) -> None:
+        with self.ws.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO steer_calibrations VALUES (?, ?, ?, ?, ?, ?, ?, "
+                        "?, ?)", [cal_key, model, value, regime, judge, vector,
+                                  json.dumps(curve), json.dumps(points), _now()])
+
+    def calibrations(self) -> pd.DataFrame:
+        return self.ws.query_df("SELECT * FROM steer_calibrations ORDER BY created_at")
+
+    def add_candidates(self, rows: Sequence[tuple[str, str, int, int, str, str]]) -> None:
+        """Insert (run_id, query_id, candidate, round, gen_key, settings JSON)."""
+        if rows:
+            with self.ws.transaction() as con:
+                con.executemany("INSERT OR REPLACE INTO steer_target_candidates VALUES "
+                                "(?, ?, ?, ?, ?, ?)", [list(r) for r in rows])
+
+    def candidates(self, run_id: str) -> pd.DataFrame:
+        return self.ws.query_df(
+            "SELECT c.*, g.query, g.response, g.refusal, p.perplexity "
+            "FROM steer_target_candidates c JOIN steer_generations g USING (gen_key) "
+            "LEFT JOIN steer_perplexity p USING (gen_key) WHERE c.run_id = ? "
+            "ORDER BY c.query_id, c.candidate", [run_id])
+
+    def perplexities(self, keys: Iterable[str]) -> dict[str, float]:
+        keys = list(dict.fromkeys(keys))
+        out: dict[str, float] = {}
+        for i in range(0, len(keys), 2000):
+            rows = self.ws.execute("SELECT gen_key, perplexity FROM steer_perplexity WHERE "
+                                   "list_contains(?, gen_key)", [keys[i:i + 2000]]).fetchall()
+            out.update({k: float(v) for k, v in rows})
+        return out
+
+    def add_perplexities(self, items: dict[str, float]) -> None:
+        if items:
+            with self.ws.transaction() as con:
+                con.executemany("INSERT OR IGNORE INTO steer_perplexity VALUES (?, ?)",
+                                [[k, float(v)] for k, v in items.items()])
+
+    def scores_for(self, keys: Iterable[str], judge: str) -> pd.DataFrame:
+        """Stored scores of the answers ``keys`` by ``judge``."""
+        return self.ws.query_df(
+            "SELECT gen_key, value, intensity, low, high FROM steer_scores "
+            "WHERE judge = ? AND list_contains(?, gen_key)", [judge, list(dict.fromkeys(keys))])
 
     def run_scores(self, run_id: str, judge: str) -> pd.DataFrame:
         """The scores of a run's answers by ``judge``."""
