@@ -38,7 +38,7 @@ def target_table(candidates: pd.DataFrame, tolerance: float) -> pd.DataFrame:
     n_cand = candidates.groupby("query_id")["candidate"].nunique()
     rows = []
     for (v, t), g in best.groupby(["value", "target"]):
-        rows.append({"value": v, "target": float(t), "questions": len(g),
+        rows.append({"value": v, "target": float(t), "questions": len(g),  # type: ignore[arg-type]
                      "hit_rate": float((g["worst"] <= tolerance).mean()),
                      "rmse": float(np.sqrt(np.nanmean(np.square(g["error"])))),
                      "candidates": float(n_cand.loc[g["query_id"]].mean()),

@@ -212,7 +212,7 @@ def add_to_layers(model: Any, additions: Mapping[int, Any]) -> Iterator[None]:
         def hook(_module: Any, _inputs: Any, output: Any) -> Any:
             hidden = output[0] if isinstance(output, tuple) else output
             d = delta.to(dtype=hidden.dtype, device=hidden.device)
-            d = d[:, None, :] if d.ndim == 2 else d
+            d = d[:, None, :] if d.ndim == 2 else d[None, None, :]
             if d.shape[0] not in (1, hidden.shape[0]):
                 return output  # a batch the additions were not made for (never expected)
             hidden = hidden + d

@@ -20,7 +20,7 @@ from valueflow.errors import ConfigError
 __all__ = ["DoseResponse", "fit_dose_response", "isotonic", "spearman"]
 
 
-def isotonic(y: Sequence[float], w: Sequence[float] | None = None,
+def isotonic(y: Sequence[float] | np.ndarray, w: Sequence[float] | np.ndarray | None = None,
              increasing: bool = True) -> np.ndarray:
     """The weighted least-squares monotone fit of ``y`` (in order) by pool-adjacent-violators."""
     y_arr = np.asarray(y, dtype=float)
@@ -43,7 +43,7 @@ def isotonic(y: Sequence[float], w: Sequence[float] | None = None,
     return np.repeat(means, sizes)
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Spearman's rank correlation (average ranks for ties); NaN when either side is constant."""
     from scipy.stats import rankdata
 

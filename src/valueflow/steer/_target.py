@@ -277,19 +277,20 @@ class _Engine:
         keys = list(dict.fromkeys(keys))
         texts = self.store.responses(keys)
         have = self.store.scores_for(keys, self.judge_name)
-        got = {(r.gen_key, r.value): (float(r.intensity), float(r.low), float(r.high))
-               for r in have.itertuples()}
+        got: dict[tuple[str, str], tuple[float, float, float]] = {
+            (str(r.gen_key), str(r.value)): (float(r.intensity), float(r.low),  # type: ignore[arg-type]
+                                             float(r.high))  # type: ignore[arg-type]
+            for r in have.itertuples()}
         for v in values:
             need = [k for k in keys if (k, v) not in got and str(texts.get(k, "")).strip()]
             if not need:
                 continue
             scores, _ = _score_texts([texts[k] for k in need], resolve_value(v), self.judge,
                                      self.cfg.judge, self.ws, False)
-            good = [(k, v, self.judge_name, *sc) for k, sc in zip(need, scores, strict=True)
-                    if math.isfinite(sc[0])]
-            self.store.add_scores(good)
-            for k, v_, _j, a, lo, hi, *_ in good:
-                got[(k, v_)] = (a, lo, hi)
+            fine = [(k, sc) for k, sc in zip(need, scores, strict=True) if math.isfinite(sc[0])]
+            self.store.add_scores([(k, v, self.judge_name, *sc) for k, sc in fine])
+            for k, sc in fine:
+                got[(k, v)] = (sc[0], sc[1], sc[2])
         return got
 
     def perplexity(self, keys: Sequence[str], items: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -332,24 +333,26 @@ def calibrate(engine: _Engine, value: str, vector: SteeringVector | None, run_id
     cal_key = _digest(key_spec)
     stored = engine.store.calibration(cal_key)
     if stored is not None:
-        curve, points = stored
+        curve_d, points_d = stored
+        lo_s, hi_s = points_d["calibrated_range"]
         return Calibration(node.id, engine.label, regime, engine.judge_name,
-                           DoseResponse.from_dict(curve), vector, points,
-                           tuple(points["calibrated_range"]))  # type: ignore[arg-type]
+                           DoseResponse.from_dict(curve_d), vector, points_d,
+                           (float(lo_s), float(hi_s)))
     engine.say(f"calibrating {node.id} on {engine.label} ({regime}): {len(settings)} settings "
                f"x {len(queries)} pilot questions x {cfg.pilot_samples} samples")
-    items = []
+    items: list[dict[str, Any]] = []
     for s in settings:
         for q in queries:
-            for k in range(cfg.pilot_samples):
+            for sample in range(cfg.pilot_samples):
                 if regime == "activation":
                     msgs = build_messages(q.text, word_limit=cfg.word_limit)
-                    req = engine.request(msgs, k, [(vector, s)] if vector is not None else ())
+                    req = engine.request(msgs, sample,
+                                         [(vector, s)] if vector is not None else ())
                     cond = f"act:{node.id}={s:+g}"
                 else:
                     msgs = build_messages(q.text, targets=[(node, int(s))],
                                           word_limit=cfg.word_limit)
-                    req = engine.request(msgs, k)
+                    req = engine.request(msgs, sample)
                     cond = f"prompt:{node.id}={int(s):+d}"
                 items.append({"request": req, "query": q, "regime": "calibration",
                               "condition": cond, "style": regime,
@@ -358,19 +361,21 @@ def calibrate(engine: _Engine, value: str, vector: SteeringVector | None, run_id
     ok = [(k, it) for k, it in zip(keys, items, strict=True) if k]
     scores = engine.score([k for k, _ in ok], [node.id])
     ppl = engine.perplexity([k for k, _ in ok], [it for _, it in ok])
-    xs, ys, pp = [], [], []
+    xs: list[float] = []
+    ys: list[float] = []
+    pp: list[float] = []
     for k, it in ok:
         sc = scores.get((k, node.id))
         if sc is None:
             continue
-        xs.append(it["setting"])
+        xs.append(float(it["setting"]))
         ys.append(sc[0])
         pp.append(ppl.get(k, float("nan")))
     if len(set(xs)) < 2:
         raise ConfigError(f"the pilot sweep for {node.id} produced scored answers at fewer "
                           "than two settings", hint="check the model and judge (see the "
                           "errors above) and run again; finished answers are kept")
-    rng = (min(settings), max(settings))
+    rng: tuple[float, float] = (min(settings), max(settings))
     if regime == "activation" and engine.is_hf:
         rng = _fluent_range(np.array(xs), np.array(pp), cfg.fluency_ratio)
     keep = [(x, y) for x, y in zip(xs, ys, strict=True) if rng[0] <= x <= rng[1]]
@@ -543,24 +548,24 @@ def steer_to_target(
         if cfg.regime == "activation":
             vecs = _vectors(backend, list(goal), cfg, vectors, workspace, say)
         cals = {v: calibrate(engine, v, vecs.get(v), run_id) for v in goal}
-        for v, c in cals.items():
-            lo, hi = c.curve.range
-            say(f"{v}: {c.regime} curve reaches {lo:+.1f}..{hi:+.1f} (Spearman "
-                f"{c.curve.spearman:+.2f}) over settings {c.calibrated_range[0]:g}.."
-                f"{c.calibrated_range[1]:g}")
-            if not c.curve.reachable(goal[v], cfg.tolerance):
+        for v, cal in cals.items():
+            lo, hi = cal.curve.range
+            say(f"{v}: {cal.regime} curve reaches {lo:+.1f}..{hi:+.1f} (Spearman "
+                f"{cal.curve.spearman:+.2f}) over settings {cal.calibrated_range[0]:g}.."
+                f"{cal.calibrated_range[1]:g}")
+            if not cal.curve.reachable(goal[v], cfg.tolerance):
                 say(f"note: the target {goal[v]:+g} for {v} is beyond what the calibration "
                     f"reached ({lo:+.1f}..{hi:+.1f}); the loop will try the nearest setting")
         fixed = {}
         if coefficients:
             from valueflow.theories import resolve_value
 
-            for name, c in coefficients.items():
+            for name, coef in coefficients.items():
                 vid = resolve_value(name).id
                 if vid not in cals:
                     raise ConfigError(f"a coefficient is given for {vid}, which has no target")
-                cals[vid].check_setting(float(c))
-                fixed[vid] = float(c)
+                cals[vid].check_setting(float(coef))
+                fixed[vid] = float(coef)
         outcomes = _closed_loop(engine, qs, goal, cals, fixed, run_id)
         status = "done"
     except KeyboardInterrupt:
@@ -624,7 +629,7 @@ def _closed_loop(engine: _Engine, qs: list[Query], goal: dict[str, float],
                   if not s["done"] and len(s["cands"]) < cfg.budget]
         if not active:
             break
-        items = []
+        items: list[dict[str, Any]] = []
         for st in active:
             k = min(cfg.n, cfg.budget - len(st["cands"]))
             q, sett = st["query"], st["setting"]
@@ -632,8 +637,9 @@ def _closed_loop(engine: _Engine, qs: list[Query], goal: dict[str, float],
                 idx = len(st["cands"]) + j
                 if cfg.regime == "activation":
                     msgs = build_messages(q.text, word_limit=cfg.word_limit)
-                    req = engine.request(msgs, idx, [(cals[v].vector, sett[v]) for v in values
-                                                     if cals[v].vector is not None])
+                    steer = [(vec, sett[v]) for v in values
+                             if (vec := cals[v].vector) is not None]
+                    req = engine.request(msgs, idx, steer)
                     cond = "act:" + ",".join(f"{v}={sett[v]:+.3f}" for v in values)
                 else:
                     msgs = build_messages(q.text, targets=[(nodes[v], int(sett[v]))
@@ -653,10 +659,10 @@ def _closed_loop(engine: _Engine, qs: list[Query], goal: dict[str, float],
         engine.store.add_candidates([(run_id, it["query"].id, it["index"], it["round"], k,
                                       json.dumps(it["setting"])) for k, it in ok])
         made: dict[str, int] = {}
-        for k, it in ok:
-            meas = {v: scores[(k, v)] for v in values if (k, v) in scores}
-            it["state"]["cands"].append({"key": k, "measured": meas, "setting": it["setting"],
-                                         "ppl": ppl.get(k)})
+        for key, it in ok:
+            meas = {v: scores[(key, v)] for v in values if (key, v) in scores}
+            it["state"]["cands"].append({"key": key, "measured": meas,
+                                         "setting": it["setting"], "ppl": ppl.get(key)})
             made[it["query"].id] = made.get(it["query"].id, 0) + 1
         for st in active:
             if not made.get(st["query"].id):
@@ -727,17 +733,19 @@ def load_target_run(workspace: Workspace, run_id: str | None = None) -> pd.DataF
     scores = store.scores_for(cands["gen_key"], spec["judge"]) if len(cands) else None
     rows = []
     tol = float(spec["settings"]["tolerance"])
-    sc = ({(r.gen_key, r.value): r for r in scores.itertuples()} if scores is not None else {})
+    sc: dict[tuple[str, str], tuple[float, float, float]] = {}
+    if scores is not None:
+        for r in scores.to_dict("records"):
+            sc[(str(r["gen_key"]), str(r["value"]))] = (float(r["intensity"]), float(r["low"]),
+                                                        float(r["high"]))
+    nan3 = (math.nan, math.nan, math.nan)
     for c in cands.to_dict("records"):
         for v, t in spec["targets"].items():
-            s = sc.get((c["gen_key"], v))
-            x = float(s.intensity) if s is not None else math.nan
+            x, lo, hi = sc.get((str(c["gen_key"]), v), nan3)
             rows.append({**{k: c[k] for k in ("query_id", "candidate", "round", "gen_key",
                                               "query", "response", "perplexity")},
                          "settings": json.loads(c["settings"]), "value": v, "target": float(t),
-                         "intensity": x,
-                         "low": float(s.low) if s is not None else math.nan,
-                         "high": float(s.high) if s is not None else math.nan,
+                         "intensity": x, "low": lo, "high": hi,
                          "error": x - float(t), "within": abs(x - float(t)) <= tol})
     import pandas as pd
 
