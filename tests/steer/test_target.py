@@ -200,3 +200,44 @@ def test_multi_value_prompt_targets_are_measured_on_every_value(server, tmp_work
     assert set(cands["value"]) == {"schwartz:benevolence", "schwartz:power"}
     table = target_table(cands, tolerance=1.0)
     assert list(table["hit_rate"]) == [1.0, 1.0]
+
+
+def test_a_config_with_targets_runs_them_and_the_report_shows_them(tmp_workspace, scripted,
+                                                                   tmp_path):
+    """`targets` in a steering config: closed-loop runs recorded under the steering run,
+    read back as results, drawn in the HTML report with the judge that measured them."""
+    from tests.steer.conftest import KeywordScorer
+    from valueflow.analysis import analyze, write_report
+    from valueflow.steer import (
+        load_config,
+        load_results,
+        load_target_result,
+        run_steering,
+        target_runs,
+    )
+    from valueflow.steer._target import merge_results
+
+    cfg = load_config({"name": "t", "models": [{"spec": "scripted", "name": "script"}],
+                       "values": ["benevolence"], "levels": [-2, 2], "regimes": ["intensity"],
+                       "queries": {"limit": 2}, "generation": {"max_tokens": 20},
+                       "targets": {"model": "script", "regime": "prompt", "queries": 2,
+                                   "intensities": {"benevolence": [6, -6]}, "tolerance": 1,
+                                   "n": 1, "budget": 2}})
+    summary = run_steering(cfg, tmp_workspace, backends={"script": scripted},
+                           judge=KeywordScorer(), progress=False)
+    t = summary["targets"]
+    assert t["hit_rate"] == 1.0 and [r["target"] for r in t["runs"]] == [6, -6]
+    results = load_results(tmp_workspace)
+    runs = target_runs(tmp_workspace, parent=results.attrs["run_id"])
+    assert runs == [r["run_id"] for r in t["runs"]]
+    loaded = [load_target_result(tmp_workspace, r) for r in runs]
+    assert [o.measured["schwartz:benevolence"][0] for r in loaded for o in r.outcomes] == \
+        [6, 6, -6, -6]
+    assert all(o.hit and o.n_candidates == 1 for r in loaded for o in r.outcomes)
+    analysis = analyze(results, n_boot=20)
+    analysis.targets = merge_results(loaded)
+    assert len(analysis.targets) == 1  # both targets of one value share a plot
+    html = write_report(analysis, tmp_path / "r.html").read_text()
+    assert "Steering to target intensities" in html and "measured by judge kw" in html
+    with pytest.raises(ConfigError, match=r"targets.intensities: .*lie in \[-10, 10\]"):
+        load_config({"targets": {"intensities": {"power": [12]}}})

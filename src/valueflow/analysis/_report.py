@@ -113,6 +113,8 @@ def render_report(analysis: SteeringAnalysis, *, title: str = "Steerability repo
         parts.append(_table(a.latin_summary) + _table(a.latin))
     if len(a.profile):
         parts.append("<h2>Profile prompts</h2>" + _table(a.profile_fit) + _table(a.profile))
+    if a.targets:
+        parts.append(_targets_section(a.targets))
     if a.spec:
         from valueflow._redact import redact_credentials
 
@@ -121,6 +123,44 @@ def render_report(analysis: SteeringAnalysis, *, title: str = "Steerability repo
         parts.append("<h2>Run spec</h2><pre>"
                      + html.escape(json.dumps(spec, indent=1, default=str)) + "</pre>")
     parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _targets_section(results: list[Any]) -> str:
+    """Steering to target intensities: per regime and value set, the calibration curves
+    with the chosen answers, and hit rate / RMSE / candidates / fluency per target."""
+    import pandas as pd
+
+    from valueflow.analysis._targeting import plot_target_calibration
+
+    parts = ["<h2>Steering to target intensities</h2>",
+             "<p class='note'>Closed loop: a pilot sweep calibrates the setting (activation "
+             "coefficient or prompt level) against the judge as a monotone curve with a 90% "
+             "bootstrap band; each question then gets candidates at the setting the curve gives "
+             "for the target, adjusted by what was measured, until one lands within the "
+             "tolerance or the budget is spent. Perplexity is that of the chosen answer under "
+             "the unsteered model (fluency cost; lower is more fluent).</p>"]
+    rows = []
+    for r in results:
+        judge = html.escape(str(r.judge))
+        parts.append(f"<h3>{html.escape(r.regime)} steering, measured by judge {judge}</h3>")
+        if r.calibrations:
+            parts.append(_img(plot_target_calibration(r), f"target calibration {r.regime}"))
+        for o in r.outcomes:
+            for v, t in o.targets.items():
+                m = o.measured.get(v)
+                rows.append({"regime": r.regime, "judge": r.judge, "value": v, "target": t,
+                             "measured": None if m is None else round(m[0], 2),
+                             "hit": o.hit, "candidates": o.n_candidates,
+                             "perplexity": o.perplexity, "tolerance": r.tolerance})
+    if rows:
+        df = pd.DataFrame(rows)
+        df["sq"] = (df["measured"] - df["target"]) ** 2
+        table = (df.groupby(["regime", "judge", "value", "target"], as_index=False)
+                 .agg(questions=("hit", "size"), hit_rate=("hit", "mean"),
+                      rmse=("sq", lambda x: float(x.mean() ** 0.5)),
+                      candidates=("candidates", "mean"), perplexity=("perplexity", "median")))
+        parts.append(_table(table.round(2)))
     return "\n".join(parts)
 
 

@@ -59,6 +59,9 @@ class SteeringAnalysis:
     thresholds: Thresholds = field(default_factory=Thresholds)
     findings: list[str] = field(default_factory=list)
     spec: dict[str, Any] | None = None
+    targets: list[Any] = field(default_factory=list)
+    """``TargetResult``s of closed-loop steering to target intensities (``steer target``,
+    or a config's ``targets``), shown in the report with their calibration curves."""
 
     TABLES = ("baseline", "shifts", "steerability", "refusals", "pairs", "pair_summary",
               "latin", "latin_summary", "profile", "profile_fit")

@@ -25,7 +25,14 @@ def report(out: str, run_id: str | None, title: str, n_boot: int, overwrite: boo
     check_output(out, overwrite=overwrite, extensions=(".html", ".htm"),
                  inputs=[str(default_workspace_path())])
 
+    from valueflow.steer import load_target_result, target_runs
+    from valueflow.steer._target import merge_results
+
     with open_cli_workspace(read_only=True) as ws:
         results = load_results(ws, run_id)
-    path = write_report(analyze(results, n_boot=n_boot), out, title=title)
+        targets = [load_target_result(ws, r)
+                   for r in target_runs(ws, parent=results.attrs.get("run_id"))]
+    analysis = analyze(results, n_boot=n_boot)
+    analysis.targets = merge_results(targets)
+    path = write_report(analysis, out, title=title)
     click.echo(f"wrote {path}")

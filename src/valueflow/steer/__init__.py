@@ -60,9 +60,11 @@ from valueflow.steer._target import (
     QueryOutcome,
     TargetResult,
     TargetSettings,
+    load_target_result,
     load_target_run,
     parse_targets,
     steer_to_target,
+    target_runs,
 )
 
 __all__ = [
@@ -105,12 +107,14 @@ __all__ = [
     "load_profile_targets",
     "load_queries",
     "load_results",
+    "load_target_result",
     "load_target_run",
     "parse_targets",
     "plan_steering",
     "run_steering",
     "steer_to_target",
     "steering",
+    "target_runs",
     "train_steering_vector",
     "value_instruction",
 ]

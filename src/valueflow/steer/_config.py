@@ -25,6 +25,7 @@ __all__ = [
     "ProfileSettings",
     "QuerySettings",
     "SteeringConfig",
+    "TargetSection",
     "UserTextSettings",
     "apply_overrides",
     "load_config",
@@ -146,6 +147,40 @@ class ProfileSettings(_Strict):
     """Keep the values with the largest absolute intensity (``None``: all)."""
 
 
+class TargetSection(_Strict):
+    """Steer to target intensities in the same run (the closed loop of ``steer target``)."""
+
+    intensities: dict[str, list[float]] = Field(default_factory=dict)
+    """Value → target intensities in [-10, 10], e.g. ``{benevolence: [-3, 0, 3]}``."""
+    model: str | None = None
+    """The model to steer (default: ``hf/smollm2`` for activation, else the first model)."""
+    regime: Literal["activation", "prompt"] = "activation"
+    """``activation`` (hf/ models: a calibrated steering coefficient) or ``prompt``."""
+    queries: int = Field(default=3, ge=1)
+    """Bundled questions per target."""
+    tolerance: float = Field(default=2.0, gt=0)
+    """A hit is within this of the target."""
+    n: int = Field(default=4, ge=1)
+    """Candidates per round."""
+    budget: int = Field(default=8, ge=1)
+    """Candidates per question at most."""
+    layers: str | None = None
+    """Decoder layers for activation steering (default: the model's middle band)."""
+    coefficients: list[float] | None = None
+    """The pilot sweep of activation coefficients (default: -3..3)."""
+
+    @field_validator("intensities")
+    @classmethod
+    def _in_range(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
+        for name, xs in v.items():
+            bad = [x for x in xs if not -10 <= x <= 10]
+            if bad:
+                raise ValueError(f"target intensities lie in [-10, 10]; {name} has {bad[0]:g}")
+            if not xs:
+                raise ValueError(f"give {name} at least one target intensity")
+        return v
+
+
 class JudgeSettings(_Strict):
     """How the answers are scored (with the evaluator)."""
 
@@ -196,6 +231,8 @@ class SteeringConfig(_Strict):
     """Profile regime settings."""
     judge: JudgeSettings = Field(default_factory=lambda: JudgeSettings())
     """Scoring settings."""
+    targets: TargetSection | None = None
+    """Steer to target intensities too (closed loop), after the prompt regimes."""
 
     @field_validator("models", mode="before")
     @classmethod
@@ -265,6 +302,12 @@ class SteeringConfig(_Strict):
             bad = [lv for lv in ls.levels if lv not in LEVELS]
             if bad:
                 raise ConfigError(f"latin_square levels must be among {list(LEVELS)}, got {bad}")
+        if self.targets is not None:
+            for name in self.targets.intensities:
+                _resolve(name, "targets.intensities")
+            if self.targets.budget < self.targets.n:
+                raise ConfigError(f"targets.budget ({self.targets.budget}) is less than one "
+                                  f"round of targets.n ({self.targets.n})")
         if "profile" in self.regimes and not self.profile.path:
             raise ConfigError("regime 'profile' needs `profile.path`",
                               hint="write one with `valueflow profile TEXTS --out profile.csv`")

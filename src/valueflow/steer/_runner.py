@@ -255,6 +255,9 @@ def run_steering(
         summary["models"] = per_model
         summary["scores"] = _score_all(plan, store, workspace, run_id, judge, judge_name,
                                        False, progress, say)
+        if cfg.targets is not None and cfg.targets.intensities:
+            summary["targets"] = _run_targets(cfg, workspace, judge, run_id, backends,
+                                              progress, say)
         status = _status(per_model, summary["scores"])
     except (KeyboardInterrupt, asyncio.CancelledError):
         status = "interrupted"
@@ -271,6 +274,38 @@ def run_steering(
         _close_judge(judge, own_judge)
     summary["status"] = status
     return summary
+
+
+def _run_targets(cfg: SteeringConfig, workspace: Workspace, judge: Any, parent: str,
+                 backends: dict[str, Backend] | None, progress: bool,
+                 say: Callable[[str], None]) -> dict[str, Any]:
+    """The config's ``targets``: one closed-loop run per value and target intensity, each
+    recorded with this steering run as its parent (the report shows them together)."""
+    from valueflow.llm import get_backend
+    from valueflow.steer._target import steer_to_target
+
+    t = cfg.targets
+    assert t is not None
+    spec = t.model or ("hf/smollm2" if t.regime == "activation" else cfg.models[0].spec)
+    backend = (backends or {}).get(spec) or get_backend(spec)
+    settings: dict[str, Any] = {"regime": t.regime, "tolerance": t.tolerance, "n": t.n,
+                                "budget": t.budget, "layers": t.layers,
+                                "judge": cfg.judge.model_dump()}
+    if t.coefficients:
+        settings["coefficients"] = t.coefficients
+    out: dict[str, Any] = {"model": spec, "regime": t.regime, "runs": []}
+    hits: list[bool] = []
+    for value, intensities in t.intensities.items():
+        for x in intensities:
+            say(f"steering {spec} to {value} = {x:+g} ({t.regime}, {t.queries} questions)")
+            res = steer_to_target(backend, {value: x}, workspace, queries=t.queries,
+                                  settings=settings, judge=judge, progress=progress, echo=say,
+                                  parent=parent)
+            hits += [o.hit for o in res.outcomes]
+            out["runs"].append({"run_id": res.run_id, "value": value, "target": x,
+                                "hit_rate": res.hit_rate, "rmse": res.rmse})
+    out["hit_rate"] = sum(hits) / len(hits) if hits else None
+    return out
 
 
 def _close_judge(judge: Any, own: bool) -> None:

@@ -51,9 +51,12 @@ __all__ = [
     "TargetResult",
     "TargetSettings",
     "calibrate",
+    "load_target_result",
     "load_target_run",
+    "merge_results",
     "parse_targets",
     "steer_to_target",
+    "target_runs",
 ]
 
 TARGET_RUN_KIND = "steer-target"
@@ -489,6 +492,7 @@ def steer_to_target(
     judge: Any = None,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
+    parent: str | None = None,
 ) -> TargetResult:
     """Make ``model`` answer ``queries`` expressing each target value at its intensity.
 
@@ -502,6 +506,7 @@ def steer_to_target(
         coefficients: Fixed activation coefficients per value (no search; checked against
             the calibrated range before anything is generated).
         judge: A judge object instead of ``settings.judge``.
+        parent: The steering run this one belongs to (``steer run`` with ``targets``).
 
     Returns:
         A :class:`TargetResult`; the run is recorded in the workspace (kind
@@ -540,6 +545,8 @@ def steer_to_target(
     spec = {"model": label, "identity": backend.cache_identity(), "targets": goal,
             "queries": [q.id for q in qs], "settings": cfg.model_dump(mode="json"),
             "judge": judge_name, "coefficients": dict(coefficients or {})}
+    if parent:
+        spec["parent"] = parent
     run_id = f"{TARGET_RUN_KIND}-{_digest(spec)[:10]}"
     workspace.start_run(TARGET_RUN_KIND, spec, run_id=run_id)
     status = "failed"
@@ -752,3 +759,86 @@ def load_target_run(workspace: Workspace, run_id: str | None = None) -> pd.DataF
     df = pd.DataFrame(rows)
     df.attrs.update(run_id=run_id, spec=spec)
     return df
+
+
+def load_target_result(workspace: Workspace, run_id: str) -> TargetResult:
+    """A stored ``steer target`` run as a :class:`TargetResult` (outcomes chosen as the run
+    chose them: per question, the candidate nearest every target), with the latest
+    calibration of each value for the run's model, regime and judge."""
+    cands = load_target_run(workspace, run_id)
+    spec = cands.attrs["spec"]
+    goal = {str(k): float(v) for k, v in spec["targets"].items()}
+    tol = float(spec["settings"]["tolerance"])
+    regime = str(spec["settings"]["regime"])
+    store = SteerStore(workspace)
+    outcomes: list[QueryOutcome] = []
+    if len(cands):
+        for qid, g in cands.groupby("query_id", sort=False):
+            by_c = {c: grp for c, grp in g.groupby("candidate")}
+
+            def worst(grp: pd.DataFrame) -> float:
+                e = grp["error"].abs()
+                return float(e.max()) if e.notna().all() else math.inf
+
+            best_c = min(by_c, key=lambda c: worst(by_c[c]))
+            b = by_c[best_c]
+            first = b.iloc[0]
+            measured = {str(r["value"]): (float(r["intensity"]), float(r["low"]),
+                                          float(r["high"]))
+                        for r in b.to_dict("records") if math.isfinite(float(r["intensity"]))}
+            outcomes.append(QueryOutcome(
+                str(qid), str(first["query"]), goal, str(first["response"]), measured,
+                {k: float(v) for k, v in first["settings"].items()},
+                worst(b) <= tol, len(by_c), str(first["gen_key"]),
+                None if first["perplexity"] is None or pd_isna(first["perplexity"])
+                else float(first["perplexity"])))
+    cals: dict[str, Calibration] = {}
+    table = store.calibrations()
+    for v in goal:
+        rows = table[(table["model"] == spec["model"]) & (table["value"] == v)
+                     & (table["regime"] == regime) & (table["judge"] == spec["judge"])]
+        if len(rows):
+            r = rows.iloc[-1]
+            points = json.loads(r["points"])
+            lo, hi = points.get("calibrated_range", [-math.inf, math.inf])
+            cals[v] = Calibration(v, str(r["model"]), regime, str(r["judge"]),
+                                  DoseResponse.from_dict(json.loads(r["curve"])), None, points,
+                                  (float(lo), float(hi)))
+    return TargetResult(run_id, regime, str(spec["judge"]), tol, outcomes, cals, cands)
+
+
+def pd_isna(x: Any) -> bool:
+    try:
+        return bool(x != x)
+    except Exception:
+        return False
+
+
+def target_runs(workspace: Workspace, parent: str | None = None) -> list[str]:
+    """Ids of the ``steer target`` runs in the workspace (those of one steering run when
+    ``parent`` is given), oldest first."""
+    runs = workspace.runs(TARGET_RUN_KIND)
+    if runs.empty:
+        return []
+    out = []
+    for r in runs.itertuples():
+        spec = json.loads(str(r.spec))
+        if parent is None or spec.get("parent") == parent:
+            out.append(str(r.run_id))
+    return out[::-1]
+
+
+def merge_results(results: Sequence[TargetResult]) -> list[TargetResult]:
+    """Runs of the same regime, judge and tolerance merged into one result per value set
+    (so a value's several targets share one plot)."""
+    groups: dict[tuple[Any, ...], list[TargetResult]] = {}
+    for r in results:
+        key = (r.regime, r.judge, r.tolerance, tuple(sorted(r.calibrations)))
+        groups.setdefault(key, []).append(r)
+    merged = []
+    for rs in groups.values():
+        first = rs[0]
+        merged.append(TargetResult(",".join(r.run_id for r in rs), first.regime, first.judge,
+                                   first.tolerance, [o for r in rs for o in r.outcomes],
+                                   first.calibrations, None))
+    return merged
