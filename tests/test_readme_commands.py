@@ -21,7 +21,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import run_main
+from tests.conftest import build_tiny_llama, hf_available, run_main
+
+
+def tiny_llama(project: Path) -> Path:
+    """The project's stand-in for hf/ models, built once."""
+    out = project / ".tiny-llama"
+    if not (out / "config.json").is_file():
+        build_tiny_llama(out)
+    return out
+
+
+def hf_backend(*args, **kwargs):
+    from valueflow.llm._hf import HFBackend as cls
+
+    return cls(*args, **kwargs)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 MAIN_COMMAND = "valueflow score --example --value benevolence"
@@ -195,6 +209,10 @@ def test_readme_command_runs(command, project, monkeypatch, capsys):
     monkeypatch.setenv("VALUEFLOW_WORKSPACE", str(project / ".valueflow" / "workspace.duckdb"))
     monkeypatch.setitem(_registry._REGISTRY, "openai", _scripted)
     monkeypatch.setitem(_registry._REGISTRY, "llamacpp", _scripted)
+    if hf_available():  # hf/ models (activation steering) are a tiny random Llama here
+        tiny = tiny_llama(project)
+        monkeypatch.setitem(_registry._REGISTRY, "hf",
+                            lambda _model, **_o: hf_backend(str(tiny), device="cpu"))
     if command != MAIN_COMMAND:  # the real local judge runs once, in the main command
         _stub_training(monkeypatch)
     status = run_main(*to_argv(command))

@@ -132,6 +132,9 @@ def test_prompt_targets_are_hit_and_a_stubborn_question_is_adjusted(server, tmp_
     assert stubborn.settings["schwartz:benevolence"] == 2
     assert stubborn.measured["schwartz:benevolence"][0] == 2.5
     assert res.hit_rate == 1.0 and res.rmse == 0.0
+    # one answer at the calibrated setting hits for the easy question, never for the other
+    assert (easy.first_round_hits, stubborn.first_round_hits) == (1.0, 0.0)
+    assert res.first_round_hit_rate == 0.5
     assert "LEVEL=2" in stubborn.response
 
 

@@ -139,7 +139,10 @@ def _targets_section(results: list[Any]) -> str:
              "bootstrap band; each question then gets candidates at the setting the curve gives "
              "for the target, adjusted by what was measured, until one lands within the "
              "tolerance or the budget is spent. Perplexity is that of the chosen answer under "
-             "the unsteered model (fluency cost; lower is more fluent).</p>"]
+             "the unsteered model (fluency cost; lower is more fluent). The hit rate counts the chosen "
+             "answer, which is selected among candidates by the same judge, so with a noisy "
+             "judge it flatters; the single-answer hit rate (how often one answer at the "
+             "calibrated setting is within the tolerance) does not.</p>"]
     rows = []
     for r in results:
         judge = html.escape(str(r.judge))
@@ -151,13 +154,15 @@ def _targets_section(results: list[Any]) -> str:
                 m = o.measured.get(v)
                 rows.append({"regime": r.regime, "judge": r.judge, "value": v, "target": t,
                              "measured": None if m is None else round(m[0], 2),
-                             "hit": o.hit, "candidates": o.n_candidates,
+                             "hit": o.hit, "first_round_hits": o.first_round_hits,
+                             "candidates": o.n_candidates,
                              "perplexity": o.perplexity, "tolerance": r.tolerance})
     if rows:
         df = pd.DataFrame(rows)
         df["sq"] = (df["measured"] - df["target"]) ** 2
         table = (df.groupby(["regime", "judge", "value", "target"], as_index=False)
                  .agg(questions=("hit", "size"), hit_rate=("hit", "mean"),
+                      single_answer_hit_rate=("first_round_hits", "mean"),
                       rmse=("sq", lambda x: float(x.mean() ** 0.5)),
                       candidates=("candidates", "mean"), perplexity=("perplexity", "median")))
         parts.append(_table(table.round(2)))

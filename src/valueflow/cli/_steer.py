@@ -336,7 +336,9 @@ def target_cmd(model: str, llm: LLMFlags, value: str | None, intensity: float | 
     s = result.summary()
     click.echo(f"\n{s['questions']} question(s): hit rate {s['hit_rate']:.0%} within "
                f"±{tolerance:g}, RMSE {s['rmse']:.2f}, {s['mean_candidates']:.1f} candidates "
-               f"on average (judge {result.judge}; run {result.run_id})")
+               f"on average; a single answer at the calibrated setting hit "
+               f"{s['first_round_hit_rate']:.0%} of the time (judge {result.judge}; run "
+               f"{result.run_id})")
 
 
 def _write_table(df: Any, path: str) -> None:

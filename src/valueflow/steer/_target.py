@@ -430,6 +430,11 @@ class QueryOutcome:
     n_candidates: int
     gen_key: str | None = None
     perplexity: float | None = None
+    first_round_hits: float | None = None
+    """The share of the first round's candidates (all at the calibrated setting) within
+    the tolerance: how often one answer hits without any selection. The chosen answer's
+    own measurement is selected among candidates, so it is biased toward the target
+    when the judge is noisy; this share is not."""
 
     @property
     def error(self) -> dict[str, float]:
@@ -451,6 +456,12 @@ class TargetResult:
     @property
     def hit_rate(self) -> float:
         return float(np.mean([o.hit for o in self.outcomes])) if self.outcomes else float("nan")
+
+    @property
+    def first_round_hit_rate(self) -> float:
+        """Mean over questions of :attr:`QueryOutcome.first_round_hits` (no selection)."""
+        xs = [o.first_round_hits for o in self.outcomes if o.first_round_hits is not None]
+        return float(np.mean(xs)) if xs else float("nan")
 
     @property
     def rmse(self) -> float:
@@ -477,6 +488,7 @@ class TargetResult:
                 "hit_rate": round(self.hit_rate, 3), "rmse": round(self.rmse, 3),
                 "mean_candidates": round(float(np.mean([o.n_candidates for o in self.outcomes])),
                                          2) if self.outcomes else 0,
+                "first_round_hit_rate": round(self.first_round_hit_rate, 3),
                 "calibration": {v: c.summary() for v, c in self.calibrations.items()}}
 
 
@@ -669,7 +681,8 @@ def _closed_loop(engine: _Engine, qs: list[Query], goal: dict[str, float],
         for key, it in ok:
             meas = {v: scores[(key, v)] for v in values if (key, v) in scores}
             it["state"]["cands"].append({"key": key, "measured": meas,
-                                         "setting": it["setting"], "ppl": ppl.get(key)})
+                                         "setting": it["setting"], "ppl": ppl.get(key),
+                                         "round": it["round"]})
             made[it["query"].id] = made.get(it["query"].id, 0) + 1
         for st in active:
             if not made.get(st["query"].id):
@@ -715,9 +728,11 @@ def _outcome(st: dict[str, Any], goal: dict[str, float], tol: float) -> QueryOut
         return (worst, c["ppl"] if c["ppl"] is not None else 0.0)
 
     best = min(cands, key=err)
+    first = [c for c in cands if c.get("round") == 0]
+    share = float(np.mean([_hit(c, goal, tol) for c in first])) if first else None
     return QueryOutcome(q.id, q.text, dict(goal), "", dict(best["measured"]),
                         dict(best["setting"]), _hit(best, goal, tol), len(st["cands"]),
-                        best["key"], best["ppl"])
+                        best["key"], best["ppl"], share)
 
 
 def load_target_run(workspace: Workspace, run_id: str | None = None) -> pd.DataFrame:
@@ -786,12 +801,14 @@ def load_target_result(workspace: Workspace, run_id: str) -> TargetResult:
             measured = {str(r["value"]): (float(r["intensity"]), float(r["low"]),
                                           float(r["high"]))
                         for r in b.to_dict("records") if math.isfinite(float(r["intensity"]))}
+            round0 = [worst(grp) <= tol for grp in by_c.values() if int(grp.iloc[0]["round"]) == 0]
             outcomes.append(QueryOutcome(
                 str(qid), str(first["query"]), goal, str(first["response"]), measured,
                 {k: float(v) for k, v in first["settings"].items()},
                 worst(b) <= tol, len(by_c), str(first["gen_key"]),
                 None if first["perplexity"] is None or pd_isna(first["perplexity"])
-                else float(first["perplexity"])))
+                else float(first["perplexity"]),
+                float(np.mean(round0)) if round0 else None))
     cals: dict[str, Calibration] = {}
     table = store.calibrations()
     for v in goal:
