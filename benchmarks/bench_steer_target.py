@@ -6,7 +6,10 @@ Issue 14's acceptance check. For each value (default: benevolence and power):
   question and coefficient; Spearman between the coefficient and the mean measured intensity,
   over every swept coefficient and over the calibrated (fluent) range only;
 * **targets**: ``steer_to_target`` for every target in {-6, -3, 0, +3, +6} on ``--questions``
-  bundled questions, at most ``--budget`` candidates each; hit = within ±``--tolerance``.
+  bundled questions, at most ``--budget`` candidates each; hit = the chosen answer within
+  ±``--tolerance``. The chosen answer is selected among candidates by the same judge, so its
+  hit rate flatters a noisy judge; the single-answer hit rate (the share of first-round
+  answers, all at the calibrated setting, within the tolerance) involves no selection.
 
 Baseline, in the same run on the same model and questions: the prompt regime (the value's
 level instructions -2..+2, calibrated and searched the same way). Ratios are activation ÷
@@ -60,7 +63,7 @@ def main() -> None:
                 settings = {"regime": regime, "tolerance": args.tolerance, "n": args.n,
                             "budget": args.budget, "pilot_queries": args.pilot_queries,
                             "coefficients": list(SWEEP)}
-                hits, errs, n_cand, cal = [], [], [], None
+                hits, errs, n_cand, first, cal = [], [], [], [], None
                 t0 = time.perf_counter()
                 for target in TARGETS:
                     res = steer_to_target(backend, {value: target}, ws, queries=args.questions,
@@ -69,6 +72,8 @@ def main() -> None:
                     hits += [o.hit for o in res.outcomes]
                     errs += [e for o in res.outcomes for e in o.error.values()]
                     n_cand += [o.n_candidates for o in res.outcomes]
+                    first += [o.first_round_hits for o in res.outcomes
+                              if o.first_round_hits is not None]
                     print(f"{value} {regime} target {target:+.0f}: hit "
                           f"{np.mean([o.hit for o in res.outcomes]):.0%}, measured "
                           + ", ".join(f"{o.measured[next(iter(o.measured))][0]:+.1f}"
@@ -91,6 +96,7 @@ def main() -> None:
                     "mean_by_setting": {f"{s:g}": round(float(m), 2)
                                         for s, m in zip(settings_all, means, strict=True)},
                     "hit_rate": round(float(np.mean(hits)), 3),
+                    "single_answer_hit_rate": round(float(np.mean(first)), 3),
                     "rmse": round(float(np.sqrt(np.mean(np.square(errs)))), 2),
                     "mean_candidates": round(float(np.mean(n_cand)), 2),
                     "seconds": round(time.perf_counter() - t0, 1)}

@@ -122,7 +122,8 @@ _SETTINGS = {"regime": "prompt", "tolerance": 1.0, "n": 2, "budget": 6, "pilot_q
 def test_prompt_targets_are_hit_and_a_stubborn_question_is_adjusted(server, tmp_workspace):
     qs = ["What should I do this weekend?", "A stubborn question about my neighbours?"]
     res = steer_to_target(_backend(server), {"benevolence": 2.5}, tmp_workspace, queries=qs,
-                          settings=_SETTINGS, judge=LevelJudge(), progress=False)
+                          settings={**_SETTINGS, "side_values": ["power"]}, judge=LevelJudge(),
+                          progress=False)
     cal = res.calibrations["schwartz:benevolence"]
     np.testing.assert_allclose(cal.curve.fitted, [-5, -2.5, 0, 2.5, 5])
     easy, stubborn = res.outcomes
@@ -135,6 +136,18 @@ def test_prompt_targets_are_hit_and_a_stubborn_question_is_adjusted(server, tmp_
     # one answer at the calibrated setting hits for the easy question, never for the other
     assert (easy.first_round_hits, stubborn.first_round_hits) == (1.0, 0.0)
     assert res.first_round_hit_rate == 0.5
+    # the judge double reads the level whatever the value: power moves with benevolence
+    # (level 1 vs the unsteered answer, which states no level)
+    assert easy.side_effects == {"schwartz:power": 2.5}
+    assert stubborn.side_effects == {"schwartz:power": 5.0}  # level 2 (2.5) vs -2.5
+    assert res.summary()["side_effects"] == {"schwartz:power": 3.75}
+    assert not easy.refusal and res.summary()["refusal_rate"] == 0.0
+    from valueflow.steer import load_target_result
+
+    back = load_target_result(tmp_workspace, res.run_id)
+    assert [(o.hit, o.n_candidates, o.side_effects, o.first_round_hits)
+            for o in back.outcomes] == [(o.hit, o.n_candidates, o.side_effects,
+                                         o.first_round_hits) for o in res.outcomes]
     assert "LEVEL=2" in stubborn.response
 
 

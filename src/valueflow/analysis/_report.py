@@ -142,7 +142,9 @@ def _targets_section(results: list[Any]) -> str:
              "the unsteered model (fluency cost; lower is more fluent). The hit rate counts the chosen "
              "answer, which is selected among candidates by the same judge, so with a noisy "
              "judge it flatters; the single-answer hit rate (how often one answer at the "
-             "calibrated setting is within the tolerance) does not.</p>"]
+             "calibrated setting is within the tolerance) does not. Side effect: the mean absolute "
+             "shift, on the values not targeted, of the chosen answer from an unsteered answer "
+             "to the same question.</p>"]
     rows = []
     for r in results:
         judge = html.escape(str(r.judge))
@@ -155,7 +157,10 @@ def _targets_section(results: list[Any]) -> str:
                 rows.append({"regime": r.regime, "judge": r.judge, "value": v, "target": t,
                              "measured": None if m is None else round(m[0], 2),
                              "hit": o.hit, "first_round_hits": o.first_round_hits,
-                             "candidates": o.n_candidates,
+                             "candidates": o.n_candidates, "refusal": o.refusal,
+                             "side_effect": (sum(abs(d) for d in o.side_effects.values())
+                                             / len(o.side_effects)) if o.side_effects
+                             else None,
                              "perplexity": o.perplexity, "tolerance": r.tolerance})
     if rows:
         df = pd.DataFrame(rows)
@@ -164,7 +169,9 @@ def _targets_section(results: list[Any]) -> str:
                  .agg(questions=("hit", "size"), hit_rate=("hit", "mean"),
                       single_answer_hit_rate=("first_round_hits", "mean"),
                       rmse=("sq", lambda x: float(x.mean() ** 0.5)),
-                      candidates=("candidates", "mean"), perplexity=("perplexity", "median")))
+                      candidates=("candidates", "mean"), perplexity=("perplexity", "median"),
+                      refusal_rate=("refusal", "mean"),
+                      side_effect_mean_abs=("side_effect", "mean")))
         parts.append(_table(table.round(2)))
     return "\n".join(parts)
 

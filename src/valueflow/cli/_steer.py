@@ -234,6 +234,8 @@ def _float_list(text: str | None) -> list[float] | None:
 @click.option("--vector", "vector_files", multiple=True, type=click.Path(dir_okay=False),
               help="A steering-vector file (from `steer vector`) to use (repeatable).")
 @click.option("--judge", default="local", show_default=True, help="Judge that measures.")
+@click.option("--side-value", "side_values", multiple=True,
+              help="A value not targeted on which to measure side effects (repeatable).")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=80, show_default=True)
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
               help="Write every candidate (CSV or JSONL by extension).")
@@ -244,7 +246,8 @@ def target_cmd(model: str, llm: LLMFlags, value: str | None, intensity: float | 
                targets: tuple[str, ...], queries: tuple[str, ...], n_queries: int,
                regime: str | None, tolerance: float, n: int, budget: int, layers: str | None,
                source: str, coefficients: str | None, fixed: tuple[str, ...],
-               vector_files: tuple[str, ...], judge: str, max_tokens: int, out: str | None,
+               vector_files: tuple[str, ...], judge: str, side_values: tuple[str, ...],
+               max_tokens: int, out: str | None,
                plot: str | None, as_json: bool) -> None:
     """Steer MODEL so its answers express values at target intensities, and measure them.
 
@@ -289,7 +292,8 @@ def target_cmd(model: str, llm: LLMFlags, value: str | None, intensity: float | 
             raise ConfigError(f"cannot read --coefficient {item!r}", hint="write VALUE=C")
     settings: dict[str, Any] = {"regime": regime, "tolerance": tolerance, "n": n,
                                 "budget": budget, "layers": layers, "source": source,
-                                "max_tokens": max_tokens, "judge": {"spec": judge}}
+                                "max_tokens": max_tokens, "judge": {"spec": judge},
+                                "side_values": list(side_values)}
     sweep = _float_list(coefficients)
     if sweep is not None:
         settings["coefficients"] = sweep
@@ -331,6 +335,11 @@ def target_cmd(model: str, llm: LLMFlags, value: str | None, intensity: float | 
                                                else f", level {int(setting):+d}")
             click.echo(f"  {v}: target {t:+g}, {got}{sett}")
         ppl = f", perplexity {o.perplexity:.1f}" if o.perplexity else ""
+        if o.side_effects:
+            ppl += ", side effects " + ", ".join(f"{v.split(':')[-1]} {d:+.1f}"
+                                                 for v, d in o.side_effects.items())
+        if o.refusal:
+            ppl += ", reads as a refusal"
         click.echo(f"  {mark} after {o.n_candidates} candidate(s){ppl}")
         click.echo("  > " + " ".join(o.response.split())[:400])
     s = result.summary()

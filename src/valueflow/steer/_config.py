@@ -168,6 +168,9 @@ class TargetSection(_Strict):
     """Decoder layers for activation steering (default: the model's middle band)."""
     coefficients: list[float] | None = None
     """The pilot sweep of activation coefficients (default: -3..3)."""
+    side_values: list[str] | None = None
+    """Values not targeted on which side effects are measured (default: the config's
+    ``values`` that are not targeted)."""
 
     @field_validator("intensities")
     @classmethod

@@ -293,14 +293,15 @@ def _run_targets(cfg: SteeringConfig, workspace: Workspace, judge: Any, parent: 
                                 "judge": cfg.judge.model_dump()}
     if t.coefficients:
         settings["coefficients"] = t.coefficients
+    side = t.side_values if t.side_values is not None else list(cfg.values)
     out: dict[str, Any] = {"model": spec, "regime": t.regime, "runs": []}
     hits: list[bool] = []
     for value, intensities in t.intensities.items():
         for x in intensities:
             say(f"steering {spec} to {value} = {x:+g} ({t.regime}, {t.queries} questions)")
             res = steer_to_target(backend, {value: x}, workspace, queries=t.queries,
-                                  settings=settings, judge=judge, progress=progress, echo=say,
-                                  parent=parent)
+                                  settings={**settings, "side_values": side}, judge=judge,
+                                  progress=progress, echo=say, parent=parent)
             hits += [o.hit for o in res.outcomes]
             out["runs"].append({"run_id": res.run_id, "value": value, "target": x,
                                 "hit_rate": res.hit_rate, "rmse": res.rmse})

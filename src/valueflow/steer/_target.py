@@ -98,6 +98,9 @@ class TargetSettings(BaseModel):
     unsteered median are outside the calibrated range."""
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
     """Which judge measures the answers."""
+    side_values: list[str] = Field(default_factory=list)
+    """Values not targeted on which side effects are measured: each question's chosen
+    answer and its unsteered answer are scored on them (mean absolute shift)."""
 
     def generation(self) -> dict[str, Any]:
         return {"max_tokens": self.max_tokens, "temperature": self.temperature,
@@ -430,6 +433,10 @@ class QueryOutcome:
     n_candidates: int
     gen_key: str | None = None
     perplexity: float | None = None
+    refusal: bool = False
+    """Whether the chosen answer reads as a refusal."""
+    side_effects: dict[str, float] = field(default_factory=dict)
+    """value not targeted → the chosen answer's intensity minus the unsteered answer's."""
     first_round_hits: float | None = None
     """The share of the first round's candidates (all at the calibrated setting) within
     the tolerance: how often one answer hits without any selection. The chosen answer's
@@ -457,6 +464,15 @@ class TargetResult:
     def hit_rate(self) -> float:
         return float(np.mean([o.hit for o in self.outcomes])) if self.outcomes else float("nan")
 
+    def side_effects(self) -> dict[str, float]:
+        """value not targeted → mean absolute shift of the chosen answers from the unsteered
+        answers of the same questions (empty unless ``side_values`` were given)."""
+        vals: dict[str, list[float]] = {}
+        for o in self.outcomes:
+            for v, d in o.side_effects.items():
+                vals.setdefault(v, []).append(abs(d))
+        return {v: round(float(np.mean(xs)), 3) for v, xs in vals.items()}
+
     @property
     def first_round_hit_rate(self) -> float:
         """Mean over questions of :attr:`QueryOutcome.first_round_hits` (no selection)."""
@@ -479,6 +495,9 @@ class TargetResult:
                              "target": t, "intensity": m[0], "low": m[1], "high": m[2],
                              "error": m[0] - t, "setting": o.settings.get(v), "hit": o.hit,
                              "n_candidates": o.n_candidates, "perplexity": o.perplexity,
+                             "refusal": o.refusal,
+                             "side_effect_mean_abs": float(np.mean(np.abs(list(
+                                 o.side_effects.values())))) if o.side_effects else None,
                              "response": o.response})
         return pd.DataFrame(rows)
 
@@ -489,6 +508,9 @@ class TargetResult:
                 "mean_candidates": round(float(np.mean([o.n_candidates for o in self.outcomes])),
                                          2) if self.outcomes else 0,
                 "first_round_hit_rate": round(self.first_round_hit_rate, 3),
+                "refusal_rate": round(float(np.mean([o.refusal for o in self.outcomes])), 3)
+                if self.outcomes else 0.0,
+                "side_effects": self.side_effects(),
                 "calibration": {v: c.summary() for v, c in self.calibrations.items()}}
 
 
@@ -586,6 +608,9 @@ def steer_to_target(
                 cals[vid].check_setting(float(coef))
                 fixed[vid] = float(coef)
         outcomes = _closed_loop(engine, qs, goal, cals, fixed, run_id)
+        if cfg.side_values:
+            _side_effects(engine, outcomes, qs, [v for v in _ids(cfg.side_values)
+                                                 if v not in goal], run_id)
         status = "done"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -705,10 +730,41 @@ def _closed_loop(engine: _Engine, qs: list[Query], goal: dict[str, float],
             st["setting"] = new
         rnd += 1
     outcomes = [_outcome(st, goal, cfg.tolerance) for st in state.values()]
+    from valueflow.steer._refusal import is_refusal
+
     texts = engine.store.responses([o.gen_key for o in outcomes if o.gen_key])
     for o in outcomes:
         o.response = texts.get(o.gen_key or "", "")
+        o.refusal = bool(o.gen_key) and bool(is_refusal(o.response))
     return outcomes
+
+
+def _ids(names: Sequence[str]) -> list[str]:
+    from valueflow.theories import resolve_value
+
+    return list(dict.fromkeys(resolve_value(n).id for n in names))
+
+
+def _side_effects(engine: _Engine, outcomes: list[QueryOutcome], qs: list[Query],
+                  side: list[str], run_id: str) -> None:
+    """Score each chosen answer and an unsteered answer of its question on ``side``; the
+    difference is the side effect of steering on that value."""
+    if not side:
+        return
+    cfg = engine.cfg
+    items = [{"request": engine.request(build_messages(q.text, word_limit=cfg.word_limit), 0),
+              "query": q, "regime": "target-baseline", "condition": "default",
+              "style": "default", "targets": {}} for q in qs]
+    base_keys = engine.generate(items, run_id)
+    chosen = [o.gen_key for o in outcomes if o.gen_key]
+    scores = engine.score([k for k in base_keys if k] + chosen, side)
+    base = dict(zip([q.id for q in qs], base_keys, strict=True))
+    for o in outcomes:
+        b = base.get(o.query_id)
+        if not o.gen_key or not b:
+            continue
+        o.side_effects = {v: scores[(o.gen_key, v)][0] - scores[(b, v)][0] for v in side
+                          if (o.gen_key, v) in scores and (b, v) in scores}
 
 
 def _hit(cand: dict[str, Any], goal: dict[str, float], tol: float) -> bool:
@@ -732,7 +788,7 @@ def _outcome(st: dict[str, Any], goal: dict[str, float], tol: float) -> QueryOut
     share = float(np.mean([_hit(c, goal, tol) for c in first])) if first else None
     return QueryOutcome(q.id, q.text, dict(goal), "", dict(best["measured"]),
                         dict(best["setting"]), _hit(best, goal, tol), len(st["cands"]),
-                        best["key"], best["ppl"], share)
+                        best["key"], best["ppl"], first_round_hits=share)
 
 
 def load_target_run(workspace: Workspace, run_id: str | None = None) -> pd.DataFrame:
@@ -808,7 +864,23 @@ def load_target_result(workspace: Workspace, run_id: str) -> TargetResult:
                 worst(b) <= tol, len(by_c), str(first["gen_key"]),
                 None if first["perplexity"] is None or pd_isna(first["perplexity"])
                 else float(first["perplexity"]),
-                float(np.mean(round0)) if round0 else None))
+                first_round_hits=float(np.mean(round0)) if round0 else None))
+    side = [v for v in _ids(spec["settings"].get("side_values") or []) if v not in goal]
+    if outcomes:
+        from valueflow.steer._refusal import is_refusal
+
+        gens = store.run_generations(run_id)
+        base = {str(r["query_id"]): str(r["gen_key"]) for r in gens.to_dict("records")
+                if r["regime"] == "target-baseline"}
+        keys = [o.gen_key for o in outcomes if o.gen_key] + list(base.values())
+        sc = {(str(r["gen_key"]), str(r["value"])): float(r["intensity"])
+              for r in store.scores_for(keys, str(spec["judge"])).to_dict("records")}
+        for o in outcomes:
+            o.refusal = bool(is_refusal(o.response))
+            bk = base.get(o.query_id)
+            if side and bk and o.gen_key:
+                o.side_effects = {v: sc[(o.gen_key, v)] - sc[(bk, v)] for v in side
+                                  if (o.gen_key, v) in sc and (bk, v) in sc}
     cals: dict[str, Calibration] = {}
     table = store.calibrations()
     for v in goal:
