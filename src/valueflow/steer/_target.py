@@ -865,6 +865,8 @@ def load_target_result(workspace: Workspace, run_id: str) -> TargetResult:
                 None if first["perplexity"] is None or pd_isna(first["perplexity"])
                 else float(first["perplexity"]),
                 first_round_hits=float(np.mean(round0)) if round0 else None))
+    order = {q: i for i, q in enumerate(spec.get("queries", []))}
+    outcomes.sort(key=lambda o: order.get(o.query_id, len(order)))
     side = [v for v in _ids(spec["settings"].get("side_values") or []) if v not in goal]
     if outcomes:
         from valueflow.steer._refusal import is_refusal
