@@ -224,8 +224,10 @@ def _float_list(text: str | None) -> list[float] | None:
               help="Candidates per question at most.")
 @click.option("--layers", default=None, help="Decoder layers to steer, e.g. 10-15 "
               "(default: the model's middle band).")
-@click.option("--source", type=click.Choice(["both", "prompts", "texts"]), default="both",
-              show_default=True, help="What steering vectors are made from.")
+@click.option("--source", type=click.Choice(["auto", "texts", "prompts", "both"]),
+              default="auto", show_default=True,
+              help="What steering vectors are made from (auto: seed texts when there are "
+              "enough, else our contrastive prompts).")
 @click.option("--coefficients", default=None,
               help="Pilot sweep of activation coefficients, e.g. -2,-1,0,1,2.")
 @click.option("--coefficient", "fixed", multiple=True, metavar="VALUE=C",
@@ -370,8 +372,10 @@ def _write_table(df: Any, path: str) -> None:
               help="Value(s) to make a direction for (repeatable).")
 @click.option("--layers", default=None, help="Decoder layers, e.g. 10-15 (default: the "
               "model's middle band).")
-@click.option("--source", type=click.Choice(["both", "prompts", "texts"]), default="both",
-              show_default=True, help="Contrastive prompts we wrote, seed VIDB texts, or both.")
+@click.option("--source", type=click.Choice(["auto", "texts", "prompts", "both"]),
+              default="auto", show_default=True,
+              help="Seed VIDB texts, contrastive prompts we wrote, both, or auto (texts when "
+              "the seed has enough).")
 @click.option("--method", type=click.Choice(["mean_diff", "pca"]), default="mean_diff",
               show_default=True)
 @click.option("--out", "out", type=click.Path(), required=True,

@@ -167,7 +167,7 @@ class TargetSection(_Strict):
     layers: str | None = None
     """Decoder layers for activation steering (default: the model's middle band)."""
     coefficients: list[float] | None = None
-    """The pilot sweep of activation coefficients (default: -3..3)."""
+    """The pilot sweep of activation coefficients (default: 13 from -2 to 2, dense near 0)."""
     side_values: list[str] | None = None
     """Values not targeted on which side effects are measured (default: the config's
     ``values`` that are not targeted)."""

@@ -60,9 +60,10 @@ __all__ = [
 ]
 
 TARGET_RUN_KIND = "steer-target"
-DEFAULT_COEFFICIENTS: tuple[float, ...] = (-3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5,
-                                           2.0, 3.0)
-"""The pilot sweep of activation coefficients (in mean differences per layer)."""
+DEFAULT_COEFFICIENTS: tuple[float, ...] = (-2.0, -1.5, -1.0, -0.75, -0.5, -0.25, 0.0, 0.25,
+                                           0.5, 0.75, 1.0, 1.5, 2.0)
+"""The pilot sweep of activation coefficients (in mean differences per layer). Dense near 0,
+where answers stay fluent: on SmolLM2-135M the fluent range was about -0.75..1.25."""
 
 
 class TargetSettings(BaseModel):
@@ -80,7 +81,7 @@ class TargetSettings(BaseModel):
     """Candidates per question at most."""
     layers: str | None = None
     """Decoder layers for activation steering (``10-15``; default: the model's middle band)."""
-    source: Literal["prompts", "texts", "both"] = "both"
+    source: Literal["auto", "prompts", "texts", "both"] = "auto"
     """What the steering vectors are made from."""
     method: Literal["mean_diff", "pca"] = "mean_diff"
     """How the steering vectors are made."""
@@ -642,7 +643,7 @@ def _vectors(backend: Any, values: list[str], cfg: TargetSettings,
         if v in out:
             continue
         key = _digest({"model": model_identity(backend), "value": v, "layers": cfg.layers,
-                       "source": cfg.source, "method": cfg.method, "version": 1})[:16]
+                       "source": cfg.source, "method": cfg.method, "version": 2})[:16]
         path = None if folder is None else folder / f"{v.replace(':', '_')}-{key}.safetensors"
         if path is not None and path.is_file():
             out[v] = SteeringVector.load(path)
