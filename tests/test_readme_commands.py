@@ -90,6 +90,8 @@ def _answer(request) -> str:
     """A judge and a generator: ranks a window by a fixed hash of each text; anything else
     gets a rating of 3 (which also stands for a generated answer)."""
     user = next((m["content"] for m in reversed(request.messages) if m["role"] == "user"), "")
+    if user.endswith("Reply with the letter of one option only."):  # study opinionqa
+        return "A"
     shown = re.findall(r"^\[(\d+)\] (.*)$", user, flags=re.MULTILINE)
     if shown:
         order = sorted(shown, key=lambda s: hashlib.sha1(s[1].encode()).hexdigest())
@@ -183,6 +185,11 @@ def _write_fixtures(root: Path) -> None:
         folder / "benevolence_schwartz_flag_aggregated.csv", index=False)
     pd.DataFrame({"text": HELPING, "author": ["ann", "bob"] * 3}).to_csv(root / "posts.csv",
                                                                          index=False)
+    pd.DataFrame({"text": HELPING, "party": ["POLPARTY=Democrat", "POLPARTY=Republican"] * 3}
+                 ).to_csv(root / "party_posts.csv", index=False)
+    from tests.steer.test_opinionqa import write_survey
+
+    write_survey(root / "opinionqa" / "American_Trends_Panel_W99")
     (root / "my.yaml").write_text(textwrap.dedent("""\
         key: mine
         name: Mine

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from valueflow.cli._common import echo_json, json_option, open_cli_workspace
@@ -21,12 +23,20 @@ from valueflow.cli._common import echo_json, json_option, open_cli_workspace
               "items, else the bundled seed), seed, workspace (both without simulated or flagged "
               "items), workspace:all, or a VIDB file or folder.")
 @click.option("--intensity-column", default=None, help="Intensity column of a --vidb file.")
+@click.option("--prompt-out", type=click.Path(dir_okay=False), default=None,
+              help="Save the profile prompt (the values in five priority bins, grouped by "
+              "theory): a .txt file holds the prompt of one group; a .json file maps each "
+              "group to its prompt (needed with several groups).")
+@click.option("--prompt-top", type=click.IntRange(min=1), default=None,
+              help="Only the N values of largest absolute intensity in --prompt-out [all].")
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
-@click.option("--overwrite", is_flag=True, help="Replace --out/--plot files that exist.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace --out/--plot/--prompt-out files that exist.")
 @json_option
 def profile(input_path: str, text_column: str, group_column: str | None,
-            values: tuple[str, ...], out: str | None, plot: str | None, vidb_source: str,
-            intensity_column: str | None, seed: int, overwrite: bool, as_json: bool) -> None:
+            values: tuple[str, ...], out: str | None, plot: str | None, prompt_out: str | None,
+            prompt_top: int | None, vidb_source: str, intensity_column: str | None, seed: int,
+            overwrite: bool, as_json: bool) -> None:
     """Value profile of the texts in INPUT: mean intensity per value with a 90% interval.
 
     Texts are scored by the local scorer (by default trained on the seed VIDB, not on
@@ -52,9 +62,19 @@ def profile(input_path: str, text_column: str, group_column: str | None,
     if plot:
         check_output(plot, overwrite=overwrite, inputs=inputs, extensions=PLOT_EXTENSIONS,
                      option="--plot")
-    if out and plot and Path(out).resolve() == Path(plot).resolve():
-        raise ConfigError("--out and --plot name the same file")
+    if prompt_out:
+        check_output(prompt_out, overwrite=overwrite, inputs=inputs,
+                     extensions=(".txt", ".json"), option="--prompt-out")
+    named = [Path(p).resolve() for p in (out, plot, prompt_out) if p]
+    if len(set(named)) < len(named):
+        raise ConfigError("--out, --plot and --prompt-out must name different files")
     df = read_texts(input_path, text_column, group_column)
+    if prompt_out and Path(prompt_out).suffix.lower() == ".txt" and group_column:
+        n_groups = df[group_column].astype(str).nunique()
+        if n_groups > 1:
+            raise ConfigError(f"--prompt-out {prompt_out!r}: a .txt file holds one prompt, "
+                              f"and --group-column {group_column} makes {n_groups} groups",
+                              hint="write a .json file, which maps each group to its prompt")
     nodes = [resolve_value(v) for v in values] if values else evaluation_values()
     from valueflow.workspace import default_workspace_path
 
@@ -87,6 +107,8 @@ def profile(input_path: str, text_column: str, group_column: str | None,
         drawn.loc[single, "high"] = drawn.loc[single, "intensity"]
         with atomic_output(plot) as tmp:
             plot_profile(drawn, str(tmp))
+    if prompt_out:
+        _write_prompts(prof, prompt_out, prompt_top)
     if as_json:
         echo_json({"scorer": scorer.description, "profile": prof.to_dict(orient="records")})
         return
@@ -112,3 +134,24 @@ def profile(input_path: str, text_column: str, group_column: str | None,
         console.print(f"saved {out}")
     if plot:
         console.print(f"saved {plot}")
+    if prompt_out:
+        console.print(f"saved {prompt_out}")
+
+
+def _write_prompts(prof: Any, path: str, top: int | None) -> None:
+    """The profile prompt of each group: the prompt itself in a .txt file (one group), a
+    JSON object of group -> prompt in a .json file."""
+    import json
+    from pathlib import Path
+
+    from valueflow.steer import profile_prompts
+    from valueflow.tables import atomic_output
+
+    prompts = profile_prompts(prof, top=top)
+    with atomic_output(path) as tmp:
+        if Path(path).suffix.lower() == ".txt":
+            (only,) = prompts.values()
+            tmp.write_text(only + "\n", encoding="utf-8")
+        else:
+            tmp.write_text(json.dumps(prompts, indent=2, ensure_ascii=False) + "\n",
+                           encoding="utf-8")

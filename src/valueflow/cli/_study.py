@@ -165,3 +165,144 @@ def _incomplete(scores: Any, missing: int) -> None:
                              f"nothing written); last judge error: {last}", hint=hint)
     raise IncompleteRunError(f"{missing} of {len(scores)} judge scores are missing and left "
                              f"out of the metrics; last judge error: {last}", hint=hint)
+
+
+OPINIONQA_FILES = ("alignment.csv", "per_question.csv", "alignment.png")
+"""The files ``study opinionqa`` writes into its --out folder."""
+
+
+@study.command("opinionqa")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True),
+              help="OpinionQA data: the release folder (survey subfolders with info.csv and "
+              "responses.csv), one survey folder, or a JSON/JSONL file of pre-aggregated "
+              "items (question, options, group, distribution).")
+@click.option("--model", "model", required=True,
+              help="The model to ask (openai/<model>, hf/<folder>, llamacpp/<gguf> ...).")
+@click.option("--profiles", "profiles_dir", type=click.Path(exists=True), default=None,
+              help="Group profiles: a folder of per-group files, each named after its group "
+              "(POLPARTY=Democrat.csv from `valueflow profile --out`, or a prompt in "
+              "POLPARTY=Democrat.txt; characters other than letters, digits and . = - _ "
+              "become _), or one file for all groups (a profile table with a group column, "
+              "or the .json of `valueflow profile --prompt-out`). A group without a profile "
+              "runs with its persona only.")
+@click.option("--groups", "groups_text", default=None,
+              help="Groups as CATEGORY=label, comma-separated (POLPARTY=Democrat,"
+              "POLPARTY=Republican) [the groups of --profiles; all groups of an item file].")
+@click.option("--questions", type=click.IntRange(min=1), default=None,
+              help="Use at most N questions (a seeded choice among those every group has).")
+@click.option("--method", type=click.Choice(["auto", "logprobs", "samples"]), default="auto",
+              show_default=True,
+              help="Read answers from the option letters' log-probabilities, from sampled "
+              "answers, or from log-probabilities where the backend gives them.")
+@click.option("--samples", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Sampled answers per question and condition (when sampling).")
+@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Sampling temperature.")
+@click.option("--theories", default=None,
+              help="Prompts made from profile tables keep only values of these theories "
+              "(comma-separated, e.g. schwartz,mft) [all].")
+@click.option("--top", type=click.IntRange(min=1), default=None,
+              help="Prompts made from profile tables keep the N values of largest absolute "
+              "intensity [all].")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="opinionqa-study",
+              show_default=True, help="Folder for alignment.csv, per_question.csv and the plot.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@llm_options
+@click.option("--no-progress", is_flag=True)
+@click.option("--overwrite", is_flag=True,
+              help="Replace the files of an earlier study in the --out folder.")
+@json_option
+def opinionqa_(data_path: str, model: str, profiles_dir: str | None, groups_text: str | None,
+               questions: int | None, method: str, samples: int, temperature: float,
+               theories: str | None, top: int | None, out_dir: str, seed: int, llm: LLMFlags,
+               no_progress: bool, overwrite: bool, as_json: bool) -> None:
+    """Group alignment on OpinionQA survey questions, with and without profile prompts.
+
+    OpinionQA (Santurkar et al. 2023) pairs Pew survey questions with the answers of
+    demographic groups. Each question is asked with the group's persona ("In terms of political party, you are
+    Democrat.") and again with the group's profile prompt added; alignment is
+    1 - W1/(K-1) between the model's and the group's answer distributions over the K
+    ordered options, averaged over questions with a 90% bootstrap interval. Model calls are
+    cached in the workspace: run the same command again to resume.
+    """
+    from valueflow.llm import get_backend
+    from valueflow.steer import (
+        OpinionQASettings,
+        load_group_profiles,
+        load_opinionqa,
+        plot_opinionqa,
+        resolve_groups,
+        split_groups,
+        study_opinionqa,
+    )
+    from valueflow.tables import check_output_folder, write_table
+
+    settings = OpinionQASettings(method=method,  # type: ignore[arg-type]
+                                 samples=samples, temperature=temperature,
+                                 questions=questions, seed=seed)
+    data = load_opinionqa(data_path)
+    groups, files, notes = resolve_groups(
+        data, split_groups(groups_text) if groups_text else None, profiles_dir)
+    keep = [t.strip() for t in theories.split(",") if t.strip()] if theories else None
+    prompts = load_group_profiles(files, theories=keep, top=top)
+    backend = get_backend(model, **llm.backend_options(model))
+    check_output_folder(out_dir, OPINIONQA_FILES, overwrite=overwrite)  # inputs are good
+    with open_cli_workspace() as ws:
+        result = study_opinionqa(
+            data, groups, backend, profiles=prompts, settings=settings, workspace=ws,
+            max_concurrency=llm.max_concurrency,
+            progress=not no_progress and sys.stderr.isatty(),
+            echo=None if as_json else (lambda m: click.echo(m, err=True)))
+    notes += result.notes
+    from pathlib import Path
+
+    out = Path(out_dir)
+    write_table(result.alignment, out / "alignment.csv")
+    write_table(result.per_question, out / "per_question.csv")
+    plot = plot_opinionqa(result.alignment, out / "alignment.png")
+    files_written = [str(out / "alignment.csv"), str(out / "per_question.csv"), str(plot)]
+    if as_json:
+        echo_json({"alignment": result.alignment.to_dict(orient="records"),
+                   "method": result.method, "run_id": result.run_id,
+                   "profiles": {g: str(p) for g, p in files.items()}, "notes": notes,
+                   "files": files_written})
+    else:
+        _print_opinionqa(result.alignment, model, result.method)
+        for n in notes:
+            click.echo(f"note: {n}", err=True)
+        click.echo(f"wrote {', '.join(files_written)}", err=True)
+    if result.failed:
+        from valueflow.errors import IncompleteRunError
+
+        raise IncompleteRunError(
+            f"{result.failed} prompts got no usable answer and are left out of the means; "
+            f"last error: {result.last_error}",
+            hint="answers that worked are cached; fix the cause and run the same command "
+            "again (with --overwrite) to ask again for the rest", run_id=result.run_id)
+
+
+def _print_opinionqa(table: Any, model: str, method: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"OpinionQA group alignment of {model} (answers from {method}; 90% "
+              "bootstrap intervals over questions)")
+    t.add_column("group", overflow="fold")
+    for c in ("questions", "persona", "persona + profile", "difference"):
+        t.add_column(c, justify="right")
+
+    def cell(rows: Any, cond: str) -> str:
+        r = rows[rows["condition"] == cond]
+        if r.empty:
+            return "-"
+        a, lo, hi = (float(r[c].iloc[0]) for c in ("alignment", "low", "high"))
+        if a != a:
+            return "n/a"
+        sign = "+" if cond == "difference" else ""
+        return f"{a:{sign}.3f} [{lo:{sign}.3f}, {hi:{sign}.3f}]"
+
+    for g, rows in table.groupby("group", sort=False):
+        n = int(rows["n_questions"].max())
+        t.add_row(str(g), str(n), cell(rows, "persona"), cell(rows, "profile"),
+                  cell(rows, "difference"))
+    Console().print(t)

@@ -84,6 +84,9 @@ class FakeOpenAIServer:
         rates: Random faults per request, e.g. ``{"429": 0.1, "500": 0.05, "drop": 0.05}``.
         seed: Seed for the random faults.
         port: Port to listen on (0: a free one).
+        first_logprobs: ``first_logprobs(body) -> {token: logprob}`` gives the first
+            token's alternatives when a request asks for ``top_logprobs`` (at most that
+            many are sent); by default they are the token itself and ``alt0``, ``alt1`` ...
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class FakeOpenAIServer:
         seed: int = 0,
         port: int = 0,
         record: bool = True,
+        first_logprobs: Callable[[dict[str, Any]], dict[str, float]] | None = None,
     ) -> None:
         self.latency = latency
         self.respond = respond
@@ -105,6 +109,7 @@ class FakeOpenAIServer:
         self.rates = dict(rates or {})
         self.port = port
         self.record = record
+        self.first_logprobs = first_logprobs
         self.requests: list[_Record] = []
         self.counts: Counter[str] = Counter()
         """Requests received per prompt (last user message)."""
@@ -291,6 +296,10 @@ class FakeOpenAIServer:
                  "top_logprobs": [{"token": w, "logprob": -0.1 * (i + 1)}]
                  + [{"token": f"alt{j}", "logprob": -2.0 - j} for j in range(max(0, n - 1))]}
                 for i, w in enumerate(words)]}
+            if self.first_logprobs is not None and choice["logprobs"]["content"]:
+                alts = sorted(self.first_logprobs(body).items(), key=lambda kv: -kv[1])[:n]
+                choice["logprobs"]["content"][0]["top_logprobs"] = [
+                    {"token": t, "logprob": lp} for t, lp in alts]
         n_prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
         return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
                 "model": body.get("model"), "choices": [choice],

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from valueflow.errors import ConfigError, UnknownNameError, close_matches
+from valueflow.steer._profile_prompt import PriorityBins
 
 __all__ = [
     "REGIMES",
@@ -145,6 +146,12 @@ class ProfileSettings(_Strict):
     """Column with intensities in [-10, 10] (turned into levels -2..2)."""
     top: int | None = Field(default=5, ge=1)
     """Keep the values with the largest absolute intensity (``None``: all)."""
+    style: Literal["instruction", "prompt"] = "instruction"
+    """``instruction``: one steering instruction per value at its level -2..2 (as the
+    other regimes); ``prompt``: the profile prompt of :func:`valueflow.steer.profile_prompt`
+    (the values in five priority bins, grouped by theory) as the system message."""
+    bins: PriorityBins = Field(default_factory=PriorityBins)
+    """Priority bin edges for ``style: prompt``."""
 
 
 class TargetSection(_Strict):

@@ -33,6 +33,7 @@ __all__ = [
     "intensity_to_level",
     "latin_square",
     "load_profile_targets",
+    "load_profile_values",
     "load_queries",
     "stable_seed",
 ]
@@ -206,7 +207,9 @@ class Condition:
         regime: ``default``, ``intensity``, ``user_text``, ``pairs``, ``latin_square`` or
             ``profile``.
         targets: ``(value id, level)`` per steered value, in prompt order.
-        style: ``instruction`` (value instructions) or ``user_text`` (exemplar texts).
+        style: ``instruction`` (value instructions), ``user_text`` (exemplar texts) or
+            ``prompt`` (a ready-made instruction in ``extra["instruction"]``: the profile
+            prompt).
         label: A short name (e.g. ``set 2`` in the five-value design).
     """
 
@@ -240,8 +243,9 @@ def latin_square(values: Sequence[str], levels: Sequence[int]) -> list[tuple[tup
     return [tuple((values[i], int(levels[(i - s) % n])) for i in range(n)) for s in range(n)]
 
 
-def load_profile_targets(settings: ProfileSettings) -> list[tuple[str, int]]:
-    """(value id, level) per value of a profile table, strongest first (``top`` kept)."""
+def load_profile_values(settings: ProfileSettings) -> list[tuple[str, float]]:
+    """(value id, intensity) per value of a profile table (its ``group`` when it holds
+    several), strongest first, ``top`` kept; values without a finite intensity are left out."""
     from valueflow.tables import read_table, require_columns
     from valueflow.theories import resolve_value
 
@@ -270,7 +274,26 @@ def load_profile_targets(settings: ProfileSettings) -> list[tuple[str, int]]:
     rows.sort(key=lambda t: -abs(t[1]))
     if settings.top is not None:
         rows = rows[:settings.top]
-    return [(v, intensity_to_level(x)) for v, x in rows]
+    return rows
+
+
+def load_profile_targets(settings: ProfileSettings) -> list[tuple[str, int]]:
+    """(value id, level) per value of a profile table, strongest first (``top`` kept)."""
+    return [(v, intensity_to_level(x)) for v, x in load_profile_values(settings)]
+
+
+def _profile_condition(settings: ProfileSettings) -> Condition:
+    """The profile regime's condition: level instructions, or (``style: prompt``) the
+    profile prompt, carried in ``extra["instruction"]``."""
+    rows = load_profile_values(settings)
+    targets = tuple((v, intensity_to_level(x)) for v, x in rows)
+    label = settings.group or "profile"
+    if settings.style != "prompt":
+        return Condition("profile", targets, "instruction", label)
+    from valueflow.steer._profile_prompt import profile_prompt
+
+    text = profile_prompt(dict(rows), bins=settings.bins, source=f"profile {settings.path}")
+    return Condition("profile", targets, "prompt", label, extra={"instruction": text})
 
 
 def build_conditions(cfg: SteeringConfig) -> list[Condition]:
@@ -297,7 +320,5 @@ def build_conditions(cfg: SteeringConfig) -> list[Condition]:
             conds += [Condition("latin_square", t, ls.style, f"set{s + 1}")
                       for s, t in enumerate(square)]
         elif regime == "profile":
-            targets = tuple(load_profile_targets(cfg.profile))
-            label = cfg.profile.group or "profile"
-            conds.append(Condition("profile", targets, "instruction", label))
+            conds.append(_profile_condition(cfg.profile))
     return conds

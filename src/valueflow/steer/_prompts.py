@@ -8,7 +8,9 @@ instruction); conditions differ only in what is added to it:
   it tells the model to take no stance on the value, which the reference's level 0 did not);
 * **user_text** puts exemplar texts before the query, as things the user wrote;
 * **multi-value** regimes (pairs, the five-value design, profiles) list one full-sentence
-  instruction per value, so each line is grammatical on its own.
+  instruction per value, so each line is grammatical on its own;
+* a profile with ``style: prompt`` uses its profile prompt instead
+  (:mod:`valueflow.steer._profile_prompt`).
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ def build_messages(
     exemplars: Sequence[str] = (),
     word_limit: int | None = 100,
     instruction_role: str = "system",
+    instruction: str | None = None,
 ) -> list[dict[str, str]]:
     """Chat messages for one condition and query.
 
@@ -111,13 +114,16 @@ def build_messages(
         word_limit: The shared length instruction (``None``: none).
         instruction_role: ``"system"`` puts the instruction in a system message; ``"user"``
             puts it before the query in the user message.
+        instruction: A ready-made instruction (a profile prompt) used instead of the one
+            worded from ``targets``.
     """
     user = query_text(query, word_limit)
     if exemplars:
         user = f"{user_text_block(exemplars)}\n\n{user}"
-    if not targets:
-        return [{"role": "user", "content": user}]
-    instruction = instruction_text(targets)
+    if instruction is None:
+        if not targets:
+            return [{"role": "user", "content": user}]
+        instruction = instruction_text(targets)
     if instruction_role == "user":
         return [{"role": "user", "content": f"{instruction}\n\n{user}"}]
     return [{"role": "system", "content": instruction}, {"role": "user", "content": user}]

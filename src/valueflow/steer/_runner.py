@@ -106,9 +106,13 @@ def plan_steering(cfg: SteeringConfig) -> Plan:
                         exemplars += pool.draw(v, lv, cfg.user_text.n_exemplars,
                                                stable_seed(cfg.queries.seed, c.id, q.id, s, v))
                     targets = []
+                ready = c.extra.get("instruction")  # the profile prompt, built once
+                if ready is not None:
+                    targets = []
                 msgs = build_messages(q.text, targets=targets, exemplars=exemplars,
                                       word_limit=gen.word_limit,
-                                      instruction_role=gen.instruction_role)
+                                      instruction_role=gen.instruction_role,
+                                      instruction=ready)
                 trials.append(Trial(c, q, s, tuple(msgs)))
     from valueflow._redact import redact_credentials
 
