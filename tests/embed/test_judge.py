@@ -13,9 +13,12 @@ from valueflow.embed._finetune import judge_targets, length_batches
 from valueflow.embed._judge import (
     STRENGTH_EDGES,
     Calibration,
+    RelevanceHeads,
     ValueJudge,
     conformal_widths,
     fit_calibration,
+    logistic_heads,
+    relevance_labels,
     ridge_heads,
 )
 from valueflow.errors import DataError
@@ -137,6 +140,106 @@ def test_ridge_heads_recover_a_linear_rule():
     y = z @ true_w.T + np.array([0.1, -0.3])
     W, b = ridge_heads(z, y, np.ones_like(y), lam=1e-6)
     assert np.allclose(W, true_w, atol=1e-4) and np.allclose(b, [0.1, -0.3], atol=1e-4)
+
+
+def test_relevance_labels_own_value_linked_values_and_unsure_rows():
+    linked = {"schwartz:benevolence": {"mft:care_harm"},
+              "mft:care_harm": {"schwartz:benevolence"}}
+    values = ["schwartz:benevolence", "mft:care_harm", "schwartz:power"]
+    rows = ["schwartz:benevolence", "schwartz:benevolence", "schwartz:benevolence",
+            "schwartz:power"]
+    y, m = relevance_labels(rows, np.array([-6.0, 1.5, 0.0, 4.0]), values, linked)
+    # strong either way: relevant; a linked value: left out; other values: irrelevant
+    assert y[0].tolist() == [1, 0, 0] and m[0].tolist() == [1, 0, 1]
+    assert y[1].tolist() == [0, 0, 0] and m[1].tolist() == [0, 0, 1]  # 1.5: unsure, left out
+    assert y[2].tolist() == [0, 0, 0] and m[2].tolist() == [1, 0, 1]  # neutral: irrelevant
+    assert y[3].tolist() == [0, 0, 1] and m[3].tolist() == [1, 1, 1]
+
+
+def test_logistic_heads_separate_classes_and_balance_them():
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(2000, 4))
+    y = np.column_stack([z[:, 0] > 0, z[:, 1] > 1.5]).astype(float)  # the second: ~7 % positive
+    W, b = logistic_heads(z, y, np.ones_like(y), lam=0.01)
+    p = 1 / (1 + np.exp(-(z @ W.T + b)))
+    assert np.mean((p[:, 0] > 0.5) == (y[:, 0] == 1)) > 0.97
+    # classes weighted equally: the rare class is found, not swamped by the common one
+    assert np.mean(p[y[:, 1] == 1, 1] > 0.5) > 0.9 and np.mean(p[y[:, 1] == 0, 1] < 0.5) > 0.9
+    # masked rows do not count: flipping their labels changes nothing
+    mask = np.ones_like(y)
+    mask[:500] = 0
+    flipped = y.copy()
+    flipped[:500] = 1 - flipped[:500]
+    W1, b1 = logistic_heads(z, y, mask, lam=0.01)
+    W2, b2 = logistic_heads(z, flipped, mask, lam=0.01)
+    assert np.allclose(W1, W2, atol=1e-6) and np.allclose(b1, b2, atol=1e-6)
+    with pytest.raises(DataError, match="no relevant"):
+        logistic_heads(z, np.zeros_like(y), np.ones_like(y))
+
+
+def test_judge_shrinks_intensities_of_texts_its_relevance_heads_find_irrelevant():
+    model = _FakeModel()
+    texts = [f"text {i}" for i in range(30)]
+    rng = np.random.default_rng(4)
+    W = rng.normal(size=(2, model.dim)) * 0.05
+    logit = np.log(np.array([0.05, 0.9]) / (1 - np.array([0.05, 0.9])))
+    rel = RelevanceHeads(np.zeros((2, model.dim)), logit, ("ross:fidelity", "schwartz:power"))
+    judge = ValueJudge(model, W, np.zeros(2), ["ross:fidelity", "schwartz:power"],
+                       {"*": [5.0, 4.0, 3.0]}, "local judge", relevance=rel)
+    plain = ValueJudge(model, W, np.zeros(2), ["ross:fidelity", "schwartz:power"],
+                       {"*": [5.0, 4.0, 3.0]}, "local judge")
+    # relevance 0.05 < floor 0.2: a quarter of the intensity; 0.9 >= floor: unchanged
+    assert np.allclose(judge.score(texts, "fidelity")[:, 0],
+                       0.25 * plain.score(texts, "fidelity")[:, 0])
+    assert np.allclose(judge.score(texts, "power")[:, 0], plain.score(texts, "power")[:, 0])
+    assert np.allclose(judge.score_all(texts), plain.score_all(texts) * [0.25, 1.0])
+    r = judge.relevance(texts[:3], ["schwartz:power", "ross:fidelity"])
+    assert np.allclose(r, [[0.9, 0.05]] * 3)
+    assert np.isnan(plain.relevance(texts[:2])).all()  # no heads: unknown, not 0 or 1
+
+
+def test_relevance_heads_learn_topics_from_a_vidb_and_a_refit_keeps_the_others():
+    import pandas as pd
+
+    model = _FakeModel()
+    power = [f"power {i}" for i in range(120)]
+    fidelity = [f"fidelity {i}" for i in range(120)]
+    z = model.encode(power + fidelity)
+    # topic lives in the embedding: power texts lean one way, fidelity texts the other
+    topic = np.random.default_rng(6).normal(size=model.dim)
+    topic /= np.linalg.norm(topic)
+    shifted = {t: (row + 0.8 * s * topic) for t, row, s in
+               zip(power + fidelity, z, [1] * 120 + [-1] * 120, strict=True)}
+
+    class Topical(_FakeModel):
+        def encode(self, texts):
+            return np.array([shifted[t] for t in texts], np.float32)
+
+    m = Topical()
+    frame = pd.DataFrame({"text": power + fidelity,
+                          "value": ["schwartz:power"] * 120 + ["ross:fidelity"] * 120,
+                          "intensity": rng_intensities(240)})
+    heads = RelevanceHeads.fit(m.encode(frame.text.tolist()), frame.text.tolist(),
+                               frame.value.tolist(), frame.intensity.to_numpy(),
+                               ["schwartz:power", "ross:fidelity"], lam=0.1)
+    p = heads(m.encode(power[:20] + fidelity[:20]))
+    assert (p[:20, 0] > p[20:, 0]).all() and (p[20:, 1] > p[:20, 1]).all()
+    # a VIDB of one value alone cannot teach what is off-topic: no head, no gate
+    alone = RelevanceHeads.fit(m.encode(power), power, ["schwartz:power"] * 120,
+                               rng_intensities(120), ["schwartz:power"])
+    assert alone.values == ()
+    base = ValueJudge(m, np.zeros((1, m.dim)), np.zeros(1), ["mft:care_harm"],
+                      {"*": [5.0, 4.0, 3.0]}, "local judge: shipped",
+                      relevance=RelevanceHeads(np.ones((1, m.dim)), np.zeros(1),
+                                               ("mft:care_harm",)))
+    judge = base.refit(frame)
+    assert judge.relevance_heads is not None
+    assert judge.relevance_heads.values == ("mft:care_harm", "ross:fidelity", "schwartz:power")
+    assert np.array_equal(judge.relevance_heads.W[0], np.ones(m.dim))  # kept
+
+
+def rng_intensities(n: int) -> np.ndarray:
+    return np.random.default_rng(n).choice([-8.0, -5.0, 0.0, 5.0, 8.0], size=n)
 
 
 def test_calibration_undoes_a_cautious_judge_and_keeps_the_order():
@@ -351,6 +454,15 @@ def test_shipped_judge_matches_the_seed_vidb():
     assert info["seed_hash"] == texts_hash(seed["text"].astype(str).tolist())
     meta = json.loads((folder / "hives.json").read_text(encoding="utf-8"))
     assert meta["kind"] == "lora" and meta["n_train_texts"] == len(seed)
+    from valueflow.embed._shipped import RELEVANCE_FILE
+    from valueflow.vidb._seed import load_neutral_texts
+
+    with np.load(folder / RELEVANCE_FILE) as rel:  # refit: write_shipped_relevance()
+        assert str(rel["seed_hash"]) == info["seed_hash"]
+        assert str(rel["neutral_hash"]) == texts_hash(
+            load_neutral_texts()["text"].astype(str).tolist())
+        assert set(map(str, rel["values"])) == set(json.loads(
+            (folder / JUDGE_FILE).read_text(encoding="utf-8"))["widths"]) - {"*"}
     total = sum(f.stat().st_size for f in folder.iterdir())
     assert total < 10 * 2**20  # what the repository ships for the models stays small
 

@@ -13,6 +13,14 @@ Intervals are split-conformal: the 90 % quantile of absolute residuals measured 
 registers the model did *not* train on (register-held-out runs recorded with the model), split
 by the size of the prediction (Mondrian: strong predictions are more often right).
 
+Every value also has a *relevance* head: the probability that a text says something about
+the value at all (logistic, on the same embedding; trained on the value's own texts with
+|intensity| >= 2 against texts of values that share no cross-theory anchor with it and the
+value's own neutral texts). A text the head finds irrelevant has its intensity shrunk toward 0
+(``intensity · min(1, p / RELEVANCE_FLOOR)``): without it, a recipe or a timetable got
+intensities of ±3 to ±5 on values it says nothing about. The relevance is also an output
+(:meth:`ValueJudge.relevance`) for profiles, which weigh a text's evidence on a value by it.
+
 A VIDB of the user's (``--vidb``) refits the heads of its values by ridge regression on the
 fine-tuned embeddings (closed form: seconds to minutes on a CPU, cached by content); the other
 values keep the shipped heads. The refit's intervals come from grouped K-fold residuals of that
@@ -39,12 +47,15 @@ if TYPE_CHECKING:
     from valueflow.embed._model import HiVESModel
     from valueflow.theories import ValueNode
 
-__all__ = ["STRENGTH_EDGES", "Calibration", "ValueJudge", "conformal_widths", "fit_calibration",
+__all__ = ["RELEVANCE_FLOOR", "STRENGTH_EDGES", "Calibration", "RelevanceHeads", "ValueJudge",
+           "conformal_widths", "fit_calibration", "logistic_heads", "relevance_labels",
            "ridge_heads"]
 
 #: |prediction| edges of the interval-width strata.
 STRENGTH_EDGES = (3.0, 6.0)
 _CACHE_SIZE = 50_000
+#: Relevance below which a value's intensity is shrunk toward 0 (``min(1, p / floor)``).
+RELEVANCE_FLOOR = 0.2
 
 
 def _stratum(pred: NDArray[Any]) -> NDArray[np.int64]:
@@ -141,6 +152,135 @@ def ridge_heads(z: NDArray[Any], targets: NDArray[Any], weights: NDArray[Any], l
     return coefs[:, 1:], coefs[:, 0]
 
 
+def relevance_labels(row_values: Sequence[str], intensity: NDArray[Any], values: Sequence[str],
+                     linked: dict[str, set[str]], *, on: float = 2.0, off: float = 1.0
+                     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Targets ``Y`` and a mask ``M`` (``n × len(values)``) of the relevance heads.
+
+    A row is relevant (1) to its own value when ``|intensity| >= on`` and irrelevant (0) to it
+    when ``|intensity| < off``; rows between are left out (mask 0). Rows of other values are
+    irrelevant (0), except for values linked to theirs by a cross-theory anchor (left out:
+    a care/harm text may well be about benevolence). Rows that share a text are merged by the
+    caller (a text relevant to a value through any row is relevant).
+    """
+    col = {v: i for i, v in enumerate(values)}
+    n, k = len(row_values), len(values)
+    y = np.zeros((n, k))
+    m = np.ones((n, k))
+    for i, v in enumerate(row_values):
+        for other in linked.get(v, ()):
+            if other in col:
+                m[i, col[other]] = 0.0
+        if v in col:
+            a = abs(float(intensity[i]))
+            y[i, col[v]] = 1.0 if a >= on else 0.0
+            m[i, col[v]] = 1.0 if (a >= on or a < off) else 0.0
+    return y, m
+
+
+def logistic_heads(z: NDArray[Any], y: NDArray[Any], mask: NDArray[Any], lam: float = 10.0,
+                   max_iter: int = 500, row_weight: NDArray[Any] | None = None
+                   ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per-column L2-penalised logistic regression of ``y`` (``n × k``, 0/1) on ``z``, over
+    the rows where ``mask`` is 1, with the two classes weighted equally (intercept
+    unpenalised); ``row_weight`` (``n``) weighs rows within their class. Returns ``W``
+    (``k × d``) and ``b`` (``k``)."""
+    from scipy.optimize import minimize
+
+    z = np.asarray(z, np.float64)
+    n, d = z.shape
+    xa = np.column_stack([np.ones(n), z])
+    W = np.zeros((y.shape[1], d))
+    b = np.zeros(y.shape[1])
+    for j in range(y.shape[1]):
+        m = np.asarray(mask[:, j]) > 0
+        t = np.asarray(y[m, j], np.float64)
+        pos, neg = t.sum(), (1 - t).sum()
+        if pos == 0 or neg == 0:
+            raise DataError(f"relevance head {j} has no {'relevant' if pos == 0 else 'other'} "
+                            "texts", hint="each value needs texts about it and texts not")
+        rw = np.ones(int(m.sum())) if row_weight is None else np.asarray(row_weight, float)[m]
+        pos, neg = float(rw[t == 1].sum()), float(rw[t == 0].sum())
+        w = rw * np.where(t == 1, 0.5 / pos, 0.5 / neg) * len(t)
+        x = xa[m]
+
+        def loss(beta: NDArray[np.float64], x: NDArray[Any] = x, t: NDArray[Any] = t,
+                 w: NDArray[Any] = w) -> tuple[float, NDArray[np.float64]]:
+            s = x @ beta
+            # log(1 + e^s) - t·s, stable for large |s|
+            nll = float((w * (np.logaddexp(0.0, s) - t * s)).sum())
+            g = x.T @ (w * (1.0 / (1.0 + np.exp(-s)) - t))
+            g[1:] += lam * beta[1:]
+            return nll + 0.5 * lam * float(beta[1:] @ beta[1:]), g
+
+        res = minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B",
+                       options={"maxiter": max_iter})
+        b[j], W[j] = res.x[0], res.x[1:]
+    return W, b
+
+
+@dataclass(frozen=True)
+class RelevanceHeads:
+    """Logistic heads: the probability that a text says something about each value."""
+
+    W: NDArray[np.float64]
+    b: NDArray[np.float64]
+    values: tuple[str, ...]
+
+    def __call__(self, z: NDArray[Any]) -> NDArray[np.float64]:
+        """``n × len(values)`` probabilities for embeddings ``z``."""
+        s = np.asarray(z, np.float64) @ self.W.T + self.b
+        return np.asarray(1.0 / (1.0 + np.exp(-s)), np.float64)
+
+    def merged(self, other: RelevanceHeads) -> RelevanceHeads:
+        """These heads with ``other``'s replacing or joining them."""
+        names = list(self.values)
+        W, b = self.W.copy(), self.b.copy()
+        for j, v in enumerate(other.values):
+            if v in names:
+                i = names.index(v)
+                W[i], b[i] = other.W[j], other.b[j]
+            else:
+                W = np.vstack([W, other.W[j][None, :]]) if len(W) else other.W[j][None, :]
+                b = np.append(b, other.b[j])
+                names.append(v)
+        return RelevanceHeads(W, b, tuple(names))
+
+    @classmethod
+    def fit(cls, z: NDArray[Any], texts: Sequence[str], row_values: Sequence[str],
+            intensity: NDArray[Any], values: Sequence[str], lam: float = 10.0,
+            none_weight: float = 1.0) -> RelevanceHeads:
+        """Heads for ``values`` from VIDB rows (``texts`` with embeddings ``z``, one per row).
+
+        Rows whose value is ``""`` are texts about no value at all (everyday texts): every
+        head learns them as irrelevant, each counting ``none_weight`` times a VIDB row (they
+        are few beside the VIDB but stand for most of what people write)."""
+        from valueflow.embed._scorer import _linked_values
+
+        y, m = relevance_labels(row_values, intensity, values, _linked_values())
+        # one row per distinct text: relevant if any of its rows is, left out if any row is
+        # unsure and none relevant
+        first: dict[str, int] = {}
+        for i, t in enumerate(texts):
+            j = first.setdefault(t, i)
+            if j != i:
+                y[j] = np.maximum(y[j], y[i])
+                m[j] = np.where(y[j] > 0, 1.0, np.minimum(m[j], m[i]))
+        rows = np.array(sorted(first.values()))
+        y, m = y[rows], m[rows]
+        # a value needs texts about it and texts of other values (its own weak texts alone
+        # would teach strength, not topic): else no head, no gate
+        rv = np.asarray(row_values)[rows]
+        ok = [j for j, v in enumerate(values)
+              if ((y[:, j] == 1) & (m[:, j] > 0)).any()
+              and ((y[:, j] == 0) & (m[:, j] > 0) & (rv != v)).any()]
+        rw = np.where(rv == "", float(none_weight), 1.0)
+        W, b = logistic_heads(np.asarray(z)[rows], y[:, ok], m[:, ok], lam,
+                              row_weight=rw) if ok else (
+            np.zeros((0, np.asarray(z).shape[1])), np.zeros(0))
+        return cls(W, b, tuple(str(values[j]) for j in ok))
+
+
 class ValueJudge:
     """Offline intensity judge (implements ``DirectScorer``).
 
@@ -152,13 +292,18 @@ class ValueJudge:
             (``{"*": [...], value: [...]}``).
         description: What it was trained on and how well it did.
         calibration: Monotone map of some heads' raw outputs (see :class:`Calibration`).
+        relevance: Relevance heads (see :class:`RelevanceHeads`); values without one are
+            not gated.
+        floor: Relevance below which intensities shrink toward 0 (``min(1, p / floor)``).
     """
 
     name = "local"
 
     def __init__(self, model: HiVESModel, W: NDArray[Any], b: NDArray[Any],
                  values: Sequence[str], widths: dict[str, list[float]],
-                 description: str, calibration: Calibration | None = None) -> None:
+                 description: str, calibration: Calibration | None = None,
+                 relevance: RelevanceHeads | None = None,
+                 floor: float = RELEVANCE_FLOOR) -> None:
         if W.shape[0] != len(values) or b.shape != (len(values),):
             raise DataError("value heads do not match their values",
                             hint="the judge files are damaged; reinstall valueflow")
@@ -170,6 +315,9 @@ class ValueJudge:
         self.widths = widths
         self.description = description
         self.calibration = calibration
+        self.relevance_heads = relevance
+        self.floor = float(floor)
+        self._rcol = {v: i for i, v in enumerate(relevance.values)} if relevance else {}
         self._cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
 
     @classmethod
@@ -210,13 +358,42 @@ class ValueJudge:
                                    "give a VIDB with texts for this value (--vidb) to fit one")
         return vid
 
+    def _gate(self, z: NDArray[Any], values: Sequence[str]) -> NDArray[np.float64]:
+        """``n × len(values)`` factors ``min(1, p / floor)`` (1 where a value has no head)."""
+        g = np.ones((len(z), len(values)))
+        if self.relevance_heads is None:
+            return g
+        have = [(i, self._rcol[v]) for i, v in enumerate(values) if v in self._rcol]
+        if have:
+            p = self.relevance_heads(z)[:, [r for _, r in have]]
+            g[:, [i for i, _ in have]] = np.minimum(1.0, p / self.floor)
+        return g
+
     def predict(self, z: NDArray[Any], value: str) -> NDArray[np.float64]:
-        """Mean intensities of embeddings ``z`` for a canonical value id."""
+        """Mean intensities of embeddings ``z`` for a canonical value id (relevance-gated)."""
         j = self._col[value]
         raw = 10.0 * (z @ self.W[j] + self.b[j])
         if self.calibration is not None and value in self.calibration.values:
-            return self.calibration(raw)
-        return np.clip(raw, -10.0, 10.0)
+            out = self.calibration(raw)
+        else:
+            out = np.clip(raw, -10.0, 10.0)
+        return np.asarray(out * self._gate(z, [value])[:, 0], np.float64)
+
+    def relevance(self, texts: Sequence[str], values: Sequence[ValueNode | str] | None = None
+                  ) -> NDArray[np.float64]:
+        """``n × len(values)`` probabilities that each text says something about each value
+        (default: every value with a head, in :attr:`values_` order). A value without a
+        relevance head gets NaN."""
+        vids = [self._resolve(v) for v in values] if values is not None else list(self.values_)
+        z = self.embed(list(texts))
+        out = np.full((len(z), len(vids)), np.nan)
+        if self.relevance_heads is None or not len(z):
+            return out
+        p = self.relevance_heads(z)
+        for i, v in enumerate(vids):
+            if v in self._rcol:
+                out[:, i] = p[:, self._rcol[v]]
+        return out
 
     # -- DirectScorer --------------------------------------------------------------------
     def score(self, texts: Sequence[str], value: ValueNode | str) -> NDArray[np.float64]:
@@ -238,7 +415,7 @@ class ValueJudge:
         if self.calibration is not None:
             for v in self.calibration.values & set(self._col):
                 out[:, self._col[v]] = self.calibration(raw[:, self._col[v]])
-        return np.asarray(out, np.float64)
+        return np.asarray(out * self._gate(z, self.values_), np.float64)
 
     # -- refit on a user's VIDB ------------------------------------------------------------
     def refit(self, vidb: pd.DataFrame, *, values: Sequence[str] | None = None,
@@ -314,4 +491,12 @@ class ValueJudge:
                 f"{self.model.name} encoder; grouped {folds}-fold CV on that VIDB: Spearman "
                 f"{rho:.2f}, sign accuracy {sign:.2f}{kept}")
         cal = self.calibration.without(fit_values) if self.calibration is not None else None
-        return ValueJudge(self.model, W, b, names, widths, desc, cal)
+        rel = RelevanceHeads.fit(z, texts, list(row_values), truth, fit_values)
+        if self.relevance_heads is not None:
+            # a refitted value whose new head could not be fitted keeps no gate
+            keep = [i for i, v in enumerate(self.relevance_heads.values)
+                    if v not in fit_values or v in rel.values]
+            prev = self.relevance_heads
+            rel = RelevanceHeads(prev.W[keep], prev.b[keep],
+                                 tuple(prev.values[i] for i in keep)).merged(rel)
+        return ValueJudge(self.model, W, b, names, widths, desc, cal, rel, self.floor)

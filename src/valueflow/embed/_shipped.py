@@ -3,7 +3,8 @@
 ``data/hives-minilm/`` holds the fine-tuned encoder (``adapter.safetensors``: LoRA adapters for
 the bundled MiniLM, see ``_lora``/``_finetune``), the value heads (``heads.npz``) and
 ``judge.json`` (interval widths calibrated out of register, the description with what it was
-trained on and its validity figures). ``load_hives()`` and ``load_local_scorer()`` read it;
+trained on and its validity figures) and ``relevance.npz`` (the relevance heads, fitted on the
+seed with :func:`write_shipped_relevance`). ``load_hives()`` and ``load_local_scorer()`` read it;
 nothing is trained or encoded at start-up.
 
 A VIDB of the user's refits the heads of its values (``ValueJudge.refit``); refits are cached
@@ -23,20 +24,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from valueflow.embed._judge import Calibration, ValueJudge
+from valueflow.embed._judge import Calibration, RelevanceHeads, ValueJudge
 from valueflow.embed._model import HiVESModel, default_model_dir, load_hives
 from valueflow.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["JUDGE_FILE", "load_judge_dir", "load_local_scorer", "scorer_cache_dir",
-           "scorer_training_frame", "texts_hash", "write_shipped_judge"]
+__all__ = ["JUDGE_FILE", "RELEVANCE_FILE", "load_judge_dir", "load_local_scorer",
+           "scorer_cache_dir", "scorer_training_frame", "texts_hash", "write_shipped_judge",
+           "write_shipped_relevance"]
 
 #: Bump when a change to the judge makes refits cached on disk stale.
-SCORER_VERSION = "5"
+SCORER_VERSION = "6"
 CACHE_DIR_ENV = "VALUEFLOW_CACHE_DIR"
 JUDGE_FILE = "judge.json"
+RELEVANCE_FILE = "relevance.npz"
 _SEED_SOURCE = "valueflow-seed"
 
 
@@ -69,7 +72,21 @@ def load_judge_dir(folder: str | Path) -> ValueJudge:
         f"local judge: value heads on a fine-tuned MiniLM ({path.name}), trained on "
         f"{meta.get('n_train_texts', '?')} VIDB texts; intervals not calibrated")
     cal = Calibration.from_json(info["calibration"]) if info.get("calibration") else None
-    return ValueJudge(load_hives(path), W, b, values, widths, desc, cal)
+    return ValueJudge(load_hives(path), W, b, values, widths, desc, cal,
+                      _read_relevance(path / RELEVANCE_FILE))
+
+
+def _read_relevance(path: Path) -> RelevanceHeads | None:
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        return RelevanceHeads(np.asarray(z["W"], np.float64), np.asarray(z["b"], np.float64),
+                              tuple(str(v) for v in z["values"]))
+
+
+def _save_relevance(path: Path, heads: RelevanceHeads, **extra: Any) -> None:
+    np.savez_compressed(path, W=heads.W.astype(np.float32), b=heads.b.astype(np.float32),
+                        values=np.array(heads.values), **extra)
 
 
 @lru_cache(maxsize=1)
@@ -139,6 +156,9 @@ def _fit_key(enc: HiVESModel, frame: pd.DataFrame, fit_values: list[str]) -> str
     h = hashlib.sha256(f"{SCORER_VERSION}\0{enc.name}\0{enc.base}\0{enc.adapter}\0".encode())
     if enc.adapter and Path(enc.adapter).is_file():
         h.update(hashlib.sha256(Path(enc.adapter).read_bytes()).digest())
+    rel = Path(enc.adapter).parent / RELEVANCE_FILE if enc.adapter else None
+    if rel is not None and rel.is_file():
+        h.update(hashlib.sha256(rel.read_bytes()).digest())
     h.update(("\x1f".join(fit_values) + "\0").encode())
     for t, v, y in zip(frame["text"].astype(str), frame["value"].astype(str),
                        frame["intensity"].astype(float), strict=True):
@@ -173,10 +193,14 @@ def _refit_cached(base: ValueJudge, frame: pd.DataFrame, fit_values: list[str],
             with np.load(where) as z:
                 info = json.loads(str(z["info"]))
                 cal = info.get("calibration")
+                rel = (RelevanceHeads(np.asarray(z["rW"]), np.asarray(z["rb"]),
+                                      tuple(str(v) for v in z["rvalues"]))
+                       if "rW" in z.files else None)
                 judge = ValueJudge(base.model, np.asarray(z["W"]), np.asarray(z["b"]),
                                    [str(v) for v in z["values"]], info["widths"],
                                    info["description"],
-                                   Calibration.from_json(cal) if cal else None)
+                                   Calibration.from_json(cal) if cal else None, rel,
+                                   base.floor)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             judge = None  # a damaged cache entry: refit and overwrite it
     if judge is None:
@@ -191,8 +215,11 @@ def _refit_cached(base: ValueJudge, frame: pd.DataFrame, fit_values: list[str],
                 info = json.dumps({"widths": judge.widths, "description": judge.description,
                                    "calibration": judge.calibration.to_json()
                                    if judge.calibration is not None else None})
+                rh = judge.relevance_heads
+                more: dict[str, Any] = ({"rW": rh.W, "rb": rh.b,
+                                         "rvalues": np.array(rh.values)} if rh is not None else {})
                 np.savez_compressed(tmp, W=judge.W, b=judge.b, values=np.array(judge.values_),
-                                    info=np.array(info))
+                                    info=np.array(info), **more)
                 os.replace(tmp, where)
             except OSError:
                 pass  # an unwritable cache only costs the refit next time
@@ -313,3 +340,31 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
     (dst / "head.npz").unlink(missing_ok=True)  # the head-on-frozen-features model it replaces
     _default_judge.cache_clear()
     return dst
+
+
+def write_shipped_relevance(folder: str | Path | None = None, *, lam: float = 10.0,
+                            none_weight: float = 10.0) -> Path:
+    """Fit the relevance heads of the judge in ``folder`` (default: the shipped one) on the
+    seed VIDB and the everyday value-free texts (:func:`valueflow.vidb._seed.
+    load_neutral_texts`) and write them there as ``relevance.npz`` (developers; a few minutes
+    on a 2-core CPU: it encodes the seed once). The hashes of both are stored with them, so a
+    test fails while they are stale."""
+    from valueflow.vidb import load_seed
+    from valueflow.vidb._seed import load_neutral_texts
+
+    path = Path(folder) if folder is not None else default_model_dir()
+    judge = load_judge_dir(path)
+    seed = load_seed()
+    texts = seed["text"].astype(str).tolist()
+    neutral = load_neutral_texts()["text"].astype(str).tolist()
+    z = judge.embed(texts + neutral).astype(np.float64)
+    # the everyday texts belong to no value: irrelevant to every head
+    heads = RelevanceHeads.fit(z, texts + neutral,
+                               seed["value"].astype(str).tolist() + [""] * len(neutral),
+                               np.concatenate([seed["intensity"].to_numpy(float),
+                                               np.zeros(len(neutral))]),
+                               list(judge.values_), lam, none_weight)
+    _save_relevance(path / RELEVANCE_FILE, heads, seed_hash=np.array(texts_hash(texts)),
+                    neutral_hash=np.array(texts_hash(neutral)))
+    _default_judge.cache_clear()
+    return path / RELEVANCE_FILE

@@ -11,7 +11,8 @@ from valueflow.vidb._frame import normalize_vidb_frame
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SEED_LICENSE", "SEED_PROVENANCE", "load_seed", "seed_register", "seed_registers"]
+__all__ = ["SEED_LICENSE", "SEED_PROVENANCE", "load_neutral_texts", "load_seed", "seed_register",
+           "seed_registers"]
 
 SEED_PROVENANCE = (
     "seed VIDB written by the ValueFlow developers; intensities are authored by hand, "
@@ -76,3 +77,24 @@ def load_seed(values: list[str] | None = None) -> pd.DataFrame:
         ids = {resolve_value(v).id for v in values}
         df = df[df["value"].isin(ids)]
     return df.reset_index(drop=True).copy()
+
+
+@lru_cache(maxsize=1)
+def load_neutral_texts() -> pd.DataFrame:
+    """Everyday texts that express no value (greetings, requests, questions of fact, logistics,
+    instructions ...), written by the ValueFlow developers: ``text`` and ``register``. They
+    teach the local judge's relevance heads what value-free text looks like; they are not VIDB
+    rows (no value, no intensity)."""
+    import pandas as pd
+
+    folder = resources.files("valueflow.vidb") / "data" / "neutral"
+    frames = []
+    if folder.is_dir():
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".csv"):
+                with entry.open("r", encoding="utf-8") as fh:
+                    frames.append(pd.read_csv(fh, keep_default_na=False, na_values=[""]))
+    if not frames:
+        return pd.DataFrame({"text": [], "register": []})
+    out = pd.concat(frames, ignore_index=True)[["text", "register"]]
+    return out.dropna(subset=["text"]).reset_index(drop=True)
