@@ -64,7 +64,13 @@ def test_profile_cli_json_and_files(tmp_path):
     prof = pd.DataFrame(payload["profile"])
     assert len(prof) == 2 * 32 and set(prof.group) == {"a", "b"}
     assert set(prof[prof.group == "b"].n_texts) == {3}
-    assert (prof.low <= prof.intensity + 1e-9).all() and (prof.intensity <= prof.high + 1e-9).all()
+    known = prof.dropna(subset=["intensity"])  # values no text bears on are unknown (NaN)
+    assert len(known) >= 3 and (known.evidence >= 0.5).all()
+    a = known[known.group == "a"].set_index("value")
+    assert a.loc["schwartz:benevolence", "intensity"] > 2  # looking after a sick sister
+    assert (prof[prof.intensity.isna()].evidence < 0.5).all()
+    assert (known.low <= known.intensity + 1e-9).all()
+    assert (known.intensity <= known.high + 1e-9).all()
     assert pd.read_csv(out).shape[0] == 64 and plot.stat().st_size > 1000
 
 

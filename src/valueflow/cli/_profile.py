@@ -29,20 +29,25 @@ from valueflow.cli._common import echo_json, json_option, open_cli_workspace
               "group to its prompt (needed with several groups).")
 @click.option("--prompt-top", type=click.IntRange(min=1), default=None,
               help="Only the N values of largest absolute intensity in --prompt-out [all].")
+@click.option("--weighting", type=click.Choice(["auto", "relevance", "equal"]),
+              default="auto", show_default=True,
+              help="How texts count on a value: by how much they say about it (relevance; "
+              "auto uses it when the scorer can tell) or all alike (equal).")
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--overwrite", is_flag=True,
               help="Replace --out/--plot/--prompt-out files that exist.")
 @json_option
 def profile(input_path: str, text_column: str, group_column: str | None,
             values: tuple[str, ...], out: str | None, plot: str | None, prompt_out: str | None,
-            prompt_top: int | None, vidb_source: str, intensity_column: str | None, seed: int,
-            overwrite: bool, as_json: bool) -> None:
+            prompt_top: int | None, vidb_source: str, intensity_column: str | None,
+            weighting: str, seed: int, overwrite: bool, as_json: bool) -> None:
     """Value profile of the texts in INPUT: mean intensity per value with a 90% interval.
 
     Texts are scored by the local scorer (by default trained on the seed VIDB, not on
-    measured judgments; with --vidb, refitted on that VIDB); the interval is a bootstrap
-    over the group's texts. A group of one text has no interval (n/a): one text says
-    nothing about how the group's texts vary.
+    measured judgments; with --vidb, refitted on that VIDB). Each text counts on a value as
+    much as it says something about it (the scorer's relevance), so a value none of the
+    texts touches is "unknown" rather than 0. The interval is a bootstrap over the group's
+    texts; a group of one text has no interval (n/a).
     """
     from pathlib import Path
 
@@ -93,7 +98,7 @@ def profile(input_path: str, text_column: str, group_column: str | None,
                         local_values=None if user is None else [n.id for n in nodes])
     groups = df[group_column].tolist() if group_column else None
     prof = value_profile(df[text_column].tolist(), groups, scorer=scorer,
-                         values=list(values) or None, seed=seed)
+                         values=list(values) or None, seed=seed, weighting=weighting)
     # A bootstrap over one text has zero width: that would claim certainty it lacks.
     single = prof["n_texts"] < 2
     prof.loc[single, ["low", "high"]] = float("nan")
@@ -122,8 +127,12 @@ def profile(input_path: str, text_column: str, group_column: str | None,
             t.add_column(c, justify="left" if c == "value" else "right")
         for r in sub.itertuples():
             low, high = float(r.low), float(r.high)  # type: ignore[arg-type]
+            x = float(r.intensity)  # type: ignore[arg-type]
+            if x != x:  # no text says anything about this value
+                t.add_row(str(r.value), "unknown", "[dim]no text about it[/dim]")
+                continue
             interval = "n/a" if low != low else f"[{low:+.2f}, {high:+.2f}]"
-            t.add_row(str(r.value), f"{r.intensity:+.2f}", interval)
+            t.add_row(str(r.value), f"{x:+.2f}", interval)
         console.print(t)
     if single.any():
         n_groups = prof.loc[single, "group"].nunique()

@@ -1,13 +1,15 @@
 """Value profiles: where a person or group stands on the 32 values, with uncertainty.
 
 Each text is scored on each value by a ``DirectScorer`` (default: the local scorer); a
-profile is, per group and value, the mean intensity over the group's texts with a
-percentile-bootstrap 90 % interval over texts (resampling texts, so one prolific topic cannot
-fake certainty), and the number of texts.
+profile is, per group and value, the mean intensity over the group's texts — weighted by how
+much each text says about the value when the scorer can tell (the local judge's relevance
+heads) — with a percentile-bootstrap 90 % interval over texts (resampling texts, so one
+prolific topic cannot fake certainty), the number of texts and the evidence behind it.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,14 +23,29 @@ if TYPE_CHECKING:
 __all__ = ["plot_profile", "value_profile"]
 
 
+#: Relevance at or below which a text says nothing about a value, and from which it counts fully
+#: (the same ramp as the live tracker's).
+RELEVANCE_RAMP = (0.5, 0.85)
+
+
 def value_profile(texts: Sequence[str], groups: Sequence[Any] | None = None, *,
                   scorer: Any = None, values: Sequence[str] | None = None,
-                  n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+                  n_boot: int = 1000, seed: int = 0, weighting: str = "auto",
+                  min_evidence: float = 0.5) -> pd.DataFrame:
     """Profile of each group (default: one group, ``all``) over the evaluation values.
+
+    With ``weighting="relevance"`` (the default ``auto`` picks it when the scorer has
+    relevance heads, as the local judge does) a text counts on a value as much as it says
+    something about it: the intensity is the relevance-weighted mean, so twelve texts about
+    statecraft are not diluted on power by a greeting, and a value the texts never touch is
+    *unknown* (NaN, with ``evidence`` below ``min_evidence``) rather than a confident 0.
+    ``weighting="equal"`` is the plain mean over texts.
 
     Returns:
         One row per group and value: ``group``, ``value``, ``theory``, ``intensity`` (mean),
-        ``low``, ``high`` (bootstrap 90 % interval of the mean), ``n_texts``, ``scorer``.
+        ``low``, ``high`` (bootstrap 90 % interval of the mean, resampling texts),
+        ``n_texts``, ``evidence`` (texts about the value: the sum of weights; ``n_texts``
+        with equal weights), ``scorer``.
     """
     import pandas as pd
 
@@ -42,24 +59,48 @@ def value_profile(texts: Sequence[str], groups: Sequence[Any] | None = None, *,
     groups = list(groups)
     if len(groups) != len(texts):
         raise DataError("groups and texts differ in length")
+    if weighting not in ("auto", "relevance", "equal"):
+        raise DataError(f"unknown weighting {weighting!r}", hint="auto, relevance or equal")
     if scorer is None:
         from valueflow.embed._shipped import load_local_scorer
 
         scorer = load_local_scorer()
     nodes = [resolve_value(v) for v in values] if values else evaluation_values()
     scores = np.column_stack([scorer.score(texts, n)[:, 0] for n in nodes])
+    weights = np.ones_like(scores)
+    if weighting != "equal" and hasattr(scorer, "relevance"):
+        rel = np.asarray(scorer.relevance(texts, [n.id for n in nodes]), float)
+        if weighting == "relevance" or np.isfinite(rel).any():
+            lo, hi = RELEVANCE_RAMP
+            weights = np.where(np.isnan(rel), 1.0, np.clip((rel - lo) / (hi - lo), 0.0, 1.0))
+    elif weighting == "relevance":
+        raise DataError(f"{getattr(scorer, 'name', 'the scorer')} has no relevance heads",
+                        hint="use weighting='equal', or the local judge")
     rng = np.random.default_rng(seed)
     g_arr = np.asarray([str(g) for g in groups])
     rows = []
     for g in dict.fromkeys(g_arr):
-        s = scores[g_arr == g]
+        s, w = scores[g_arr == g], weights[g_arr == g]
         n = len(s)
-        boot = s[rng.integers(0, n, size=(n_boot, n))].mean(axis=1) if n > 1 else s
-        lo, hi = np.percentile(boot, [5, 95], axis=0)
+        ev = w.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: an unknown value
+            mean = (w * s).sum(axis=0) / ev
+            if n > 1:
+                idx = rng.integers(0, n, size=(n_boot, n))
+                bw = w[idx]  # (boot, n, values)
+                boot = (bw * s[idx]).sum(axis=1) / bw.sum(axis=1)
+                lo_b, hi_b = np.nanpercentile(boot, [5, 95], axis=0)
+            else:
+                lo_b, hi_b = mean, mean
+        unknown = ev < min_evidence
         for j, node in enumerate(nodes):
+            nan = bool(unknown[j])
             rows.append({"group": g, "value": node.id, "theory": node.theory,
-                         "intensity": float(s[:, j].mean()), "low": float(lo[j]),
-                         "high": float(hi[j]), "n_texts": n,
+                         "intensity": float("nan") if nan else float(mean[j]),
+                         "low": float("nan") if nan else float(lo_b[j]),
+                         "high": float("nan") if nan else float(hi_b[j]), "n_texts": n,
+                         "evidence": float(ev[j]),
                          "scorer": getattr(scorer, "name", "scorer")})
     return pd.DataFrame(rows)
 
