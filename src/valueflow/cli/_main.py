@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "embed": ("valueflow.cli._embed", "embed", "Embed texts in the HiVES value space."),
     "hives": ("valueflow.cli._hives", "hives", "Train and evaluate HiVES models."),
     "profile": ("valueflow.cli._profile", "profile", "Value profile of a person or group."),
+    "chat": ("valueflow.cli._chat", "chat", "Chat with a model steered to your live profile."),
     "steer": ("valueflow.cli._steer", "steer", "Steering experiments and analysis."),
     "report": ("valueflow.cli._report", "report", "Write the HTML steerability report."),
     "workspace": ("valueflow.cli._workspace", "workspace", "Inspect the workspace database."),
