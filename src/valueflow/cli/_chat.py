@@ -152,7 +152,10 @@ def chat(model: str, session_id: str | None, no_steer: bool, messages: tuple[str
             for m in messages:
                 show(session.send(m))
         else:
-            interactive = sys.stdin.isatty()
+            try:
+                interactive = sys.stdin.isatty()
+            except (OSError, ValueError, AttributeError):
+                interactive = False
             if interactive:
                 err(_HELP_LINE)
             while True:
@@ -160,8 +163,8 @@ def chat(model: str, session_id: str | None, no_steer: bool, messages: tuple[str
                     line = (click.prompt(click.style("you", bold=True), prompt_suffix="> ",
                                          default="", show_default=False) if interactive
                             else sys.stdin.readline())
-                except (EOFError, click.exceptions.Abort):
-                    break
+                except (EOFError, click.exceptions.Abort, OSError):
+                    break  # end of input (or no input at all)
                 if not interactive and line == "":
                     break  # end of input
                 text = line.strip()
