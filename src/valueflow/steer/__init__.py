@@ -98,6 +98,7 @@ from valueflow.steer._target import (
     load_target_run,
     parse_targets,
     steer_to_target,
+    stored_calibrations,
     target_runs,
 )
 
@@ -168,6 +169,7 @@ __all__ = [
     "split_groups",
     "steer_to_target",
     "steering",
+    "stored_calibrations",
     "study_opinionqa",
     "target_runs",
     "train_steering_vector",

@@ -397,6 +397,48 @@ def calibrate(engine: _Engine, value: str, vector: SteeringVector | None, run_id
                        rng)
 
 
+def stored_calibrations(workspace: Workspace, model: str, *, judge: str = "local",
+                        regime: str = "activation") -> dict[str, Calibration]:
+    """The newest stored calibration of each value for ``model`` (its label, e.g.
+    ``hf/smollm2``), ``judge`` and ``regime``, with its steering vector where the vector's
+    file is still in the workspace's ``vectors`` folder (activation calibrations without
+    one are left out). Made by ``steer target`` / ``steer run`` with targets."""
+    from pathlib import Path
+
+    from valueflow.steer._activation import SteeringVector
+
+    store = SteerStore(workspace)
+    rows = store.calibrations()
+    if rows.empty:
+        return {}
+    rows = rows[(rows["model"] == model) & (rows["judge"] == judge) & (rows["regime"] == regime)]
+    folder = (None if str(workspace.path) == ":memory:"
+              else Path(str(workspace.path)).parent / "vectors")
+    files: dict[str, Path] = {}
+    out: dict[str, Calibration] = {}
+    for r in rows.sort_values("created_at").to_dict("records"):
+        vec = None
+        if regime == "activation":
+            if folder is None or not folder.is_dir():
+                continue
+            if not files:
+                for f in folder.glob("*.safetensors"):
+                    try:
+                        files[SteeringVector.load(f).digest] = f
+                    except ConfigError:
+                        continue
+            if r["vector"] not in files:
+                continue
+            vec = SteeringVector.load(files[r["vector"]])
+        points = json.loads(r["points"]) if isinstance(r["points"], str) else r["points"]
+        curve = json.loads(r["curve"]) if isinstance(r["curve"], str) else r["curve"]
+        lo, hi = points["calibrated_range"]
+        out[str(r["value"])] = Calibration(str(r["value"]), model, regime, judge,
+                                           DoseResponse.from_dict(curve), vec, points,
+                                           (float(lo), float(hi)))
+    return out
+
+
 def _fluent_range(x: np.ndarray, ppl: np.ndarray, ratio: float) -> tuple[float, float]:
     """The widest run of settings around 0 whose median perplexity stays within ``ratio``
     times the unsteered median."""
