@@ -492,3 +492,21 @@ def test_a_short_finetune_writes_a_judge_that_loads_and_differs_from_the_base(tm
 
 def pd_sample(frame, n):
     return frame.sample(n=n, random_state=0).reset_index(drop=True)
+
+
+def test_a_judges_version_changes_with_what_decides_its_numbers():
+    from valueflow.steer._runner import judge_key
+
+    model = _FakeModel()
+    W = np.random.default_rng(0).normal(size=(1, model.dim))
+    a = ValueJudge(model, W, np.zeros(1), ["schwartz:power"], {"*": [5.0, 4.0, 3.0]}, "x")
+    same = ValueJudge(model, W.copy(), np.zeros(1), ["schwartz:power"], {"*": [9.0] * 3}, "y")
+    assert a.version == same.version  # intervals and wording do not change the scores' key
+    moved = ValueJudge(model, W + 1e-3, np.zeros(1), ["schwartz:power"], {"*": [5.0] * 3}, "x")
+    gated = ValueJudge(model, W, np.zeros(1), ["schwartz:power"], {"*": [5.0] * 3}, "x",
+                       relevance=RelevanceHeads(np.zeros((1, model.dim)), np.zeros(1),
+                                                ("schwartz:power",)))
+    assert len({a.version, moved.version, gated.version}) == 3
+    # stored steering scores are keyed by name@version: a changed judge never reuses them
+    assert judge_key(a, "local") == f"local@{a.version}"
+    assert judge_key(object(), "openai/x") == "openai/x"

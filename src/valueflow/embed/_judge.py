@@ -320,6 +320,27 @@ class ValueJudge:
         self._rcol = {v: i for i, v in enumerate(relevance.values)} if relevance else {}
         self._cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
 
+    @property
+    def version(self) -> str:
+        """A short content hash of what decides the judge's numbers (encoder, heads,
+        calibration, relevance heads and gate): stored scores keyed by it are never mixed
+        with scores of a changed judge."""
+        import hashlib
+        import json
+
+        h = hashlib.sha256()
+        h.update(json.dumps([self.model.name, getattr(self.model, "base", None),
+                             getattr(self.model, "adapter", None) and Path(
+                                 str(self.model.adapter)).name, list(self.values_),
+                             self.calibration.to_json() if self.calibration else None,
+                             self.floor], default=str).encode())
+        for a in (self.W, self.b):
+            h.update(np.ascontiguousarray(a, np.float64).tobytes())
+        if self.relevance_heads is not None:
+            h.update(json.dumps(list(self.relevance_heads.values)).encode())
+            h.update(np.ascontiguousarray(self.relevance_heads.W, np.float64).tobytes())
+        return h.hexdigest()[:8]
+
     @classmethod
     def untrained(cls, model: HiVESModel, description: str = "") -> ValueJudge:
         """A judge with no heads yet on ``model``'s embeddings: :meth:`refit` gives it some."""

@@ -167,9 +167,10 @@ class ChatSession:
                                       settings=self.settings.tracker)
         self.calibrations: dict[str, Any] = {}
         if self.settings.regime == "activation" and self.settings.steer:
+            from valueflow.steer._runner import judge_key
+
             self.calibrations = _activation_calibrations(backend, workspace, label,
-                                                         getattr(self.tracker.judge, "name",
-                                                                 "local"))
+                                                         judge_key(self.tracker.judge, "local"))
         self.turns: list[dict[str, Any]] = []
         for turn, text, reply, system in workspace.execute(
                 "SELECT turn, user_text, reply, system_prompt FROM chat_turns WHERE "

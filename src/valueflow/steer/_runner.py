@@ -137,6 +137,14 @@ def _request(trial: Trial, cfg: SteeringConfig) -> ChatRequest:
                        sample_index=trial.sample)
 
 
+def judge_key(judge: Any, spec: str) -> str:
+    """The name stored scores are keyed by: the judge's name, with its content version where
+    it has one (``local@1a2b3c4d``), so a changed local judge does not reuse old scores."""
+    name = str(getattr(judge, "name", spec))
+    version = getattr(judge, "version", None)
+    return f"{name}@{version}" if isinstance(version, str) and version else name
+
+
 def _gen_key(label: str, backend: Backend, req: ChatRequest) -> str:
     from valueflow.llm._types import canonical_json
 
@@ -227,7 +235,12 @@ def run_steering(
     plan = plan_steering(cfg)
     labels = cfg.labels()
     store = SteerStore(workspace)
-    judge_name = cfg.judge.spec if judge is None else str(getattr(judge, "name", cfg.judge.spec))
+    # The judge is built (its settings checked) before any answer is paid for, and its
+    # content version keys the stored scores (a changed judge never reuses old scores).
+    own_judge = judge is None
+    if own_judge and not dry_run:
+        judge = _build_judge(cfg, workspace)
+    judge_name = cfg.judge.spec if judge is None else judge_key(judge, cfg.judge.spec)
     plan.spec["judge"] = judge_name
     run_id = plan.run_id
     summary: dict[str, Any] = {"run_id": run_id, "dry_run": dry_run,
@@ -242,10 +255,6 @@ def run_steering(
                                        True, progress, say)
         summary["status"] = "dry-run"
         return summary
-    # The judge is built (its settings checked) before any answer is paid for.
-    own_judge = judge is None
-    if own_judge:
-        judge = _build_judge(cfg, workspace)
     status = "failed"
     try:
         _check_judge_values(judge, plan, workspace)
