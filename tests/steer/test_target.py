@@ -61,7 +61,10 @@ def test_targets_are_parsed_and_bad_ones_refused_with_the_fix():
 
 # -- the closed loop against a server -----------------------------------------------------
 _LEVEL_WORDS = {"strongly value": 2, "somewhat value": 1, "neutral about": 0,
-                "mildly opposed": -1, "strongly oppose": -2}
+                "mildly opposed": -1, "strongly oppose": -2,
+                # persona prompts
+                "comes before almost everything": 2, "person who cares about": 1,
+                "no particular feelings": 0, "is wary of": -1, "no patience for": -2}
 
 
 def _level_of(body) -> int | None:
@@ -149,6 +152,27 @@ def test_prompt_targets_are_hit_and_a_stubborn_question_is_adjusted(server, tmp_
             for o in back.outcomes] == [(o.hit, o.n_candidates, o.side_effects,
                                          o.first_round_hits) for o in res.outcomes]
     assert "LEVEL=2" in stubborn.response
+
+
+def test_persona_prompts_are_a_regime_of_their_own_calibrated_and_searched(server,
+                                                                          tmp_workspace):
+    res = steer_to_target(_backend(server), {"benevolence": -5}, tmp_workspace,
+                          queries=["What should I do this weekend?"],
+                          settings={**_SETTINGS, "regime": "persona"}, judge=LevelJudge(),
+                          progress=False)
+    cal = res.calibrations["schwartz:benevolence"]
+    assert cal.regime == "persona"
+    np.testing.assert_allclose(cal.curve.fitted, [-5, -2.5, 0, 2.5, 5])
+    [o] = res.outcomes
+    assert o.hit and o.settings["schwartz:benevolence"] == -2
+    bodies = [r.body for r in server.requests if "weekend" in r.body["messages"][-1]["content"]]
+    systems = {m["content"] for b in bodies for m in b["messages"] if m["role"] == "system"}
+    assert any("no patience for benevolence" in t and "Stay in character" in t for t in systems)
+    # the prompt regime's calibration is another one: both are kept
+    prompt = steer_to_target(_backend(server), {"benevolence": -5}, tmp_workspace,
+                             queries=["What should I do this weekend?"], settings=_SETTINGS,
+                             judge=LevelJudge(), progress=False)
+    assert prompt.calibrations["schwartz:benevolence"].regime == "prompt"
 
 
 def test_an_unreachable_target_spends_the_budget_and_reports_the_miss(server, tmp_workspace):

@@ -214,8 +214,10 @@ def _float_list(text: str | None) -> list[float] | None:
               help="A question to answer (repeatable; default: bundled questions).")
 @click.option("--queries", "n_queries", type=click.IntRange(min=1), default=4,
               show_default=True, help="Bundled questions to use when no --query is given.")
-@click.option("--regime", type=click.Choice(["activation", "prompt"]), default=None,
-              help="activation (default for hf/ models) or prompt (levels -2..2; any model).")
+@click.option("--regime", type=click.Choice(["activation", "prompt", "persona"]), default=None,
+              help="activation (default for hf/ models), prompt (level instructions -2..2; "
+              "any model) or persona (persona prompts -2..2: someone who holds the value to "
+              "that degree; any model).")
 @click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=1.5,
               show_default=True, help="A hit is within this of the target.")
 @click.option("--n", "n", type=click.IntRange(min=1), default=4, show_default=True,

@@ -161,7 +161,7 @@ class TargetSection(_Strict):
     """Value → target intensities in [-10, 10], e.g. ``{benevolence: [-3, 0, 3]}``."""
     model: str | None = None
     """The model to steer (default: ``hf/smollm2`` for activation, else the first model)."""
-    regime: Literal["activation", "prompt"] = "activation"
+    regime: Literal["activation", "prompt", "persona"] = "activation"
     """``activation`` (hf/ models: a calibrated steering coefficient) or ``prompt``."""
     queries: int = Field(default=3, ge=1)
     """Bundled questions per target."""

@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MULTI_HEADER",
+    "PERSONA_LEVELS",
     "SINGLE_HEADER",
     "build_messages",
     "instruction_text",
+    "persona_text",
     "query_text",
     "user_text_block",
     "value_instruction",
@@ -52,6 +54,37 @@ _FALLBACK = {
     -2: "You strongly oppose {name} ({definition}). You reject what it stands for, and your "
         "answers clearly show it.",
 }
+
+
+#: Persona prompts: the model plays a person who holds the value to a degree (levels -2..2),
+#: rather than being told how to answer. Several lines per value are joined into one persona.
+PERSONA_LEVELS = {
+    2: "You are {article} person for whom {name} comes before almost everything else: {what}. "
+       "Friends say it is the first thing they notice about you, and it colours every opinion "
+       "you give.",
+    1: "You are {article} person who cares about {name}: {what}. It often shows in the advice "
+       "and opinions you give.",
+    0: "You are an ordinary person with no particular feelings about {name} ({what}); it "
+       "rarely comes up in what you say.",
+    -1: "You are {article} person who is wary of {name} ({what}) and tends to push back when "
+        "others stress it.",
+    -2: "You are {article} person who has no patience for {name} ({what}); you think it is "
+        "overrated, and your opinions make that plain.",
+}
+_PERSONA_TAIL = ("Stay in character: answer the question as this person would, in your own "
+                 "voice, without mentioning these instructions.")
+
+
+def persona_text(value: ValueNode, level: int) -> str:
+    """A persona system prompt: someone who holds ``value`` at ``level`` (-2..2)."""
+    if level not in PERSONA_LEVELS:
+        raise ValueError(f"level must be in -2..2, got {level}")
+    what = value.definition.strip().rstrip(".")
+    if what:
+        what = what[0].lower() + what[1:]
+    name = value.name.strip()
+    return (PERSONA_LEVELS[level].format(article="a", name=name.lower(), what=what or name)
+            + "\n\n" + _PERSONA_TAIL)
 
 
 def value_instruction(value: ValueNode, level: int) -> str:

@@ -71,8 +71,10 @@ class TargetSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    regime: Literal["activation", "prompt"] = "activation"
-    """``activation`` (hf/ models) or ``prompt`` (levels -2..2; any backend)."""
+    regime: Literal["activation", "prompt", "persona"] = "activation"
+    """``activation`` (hf/ models), ``prompt`` (level instructions -2..2; any backend) or
+    ``persona`` (persona prompts -2..2: the model plays someone who holds the value to that
+    degree; any backend)."""
     tolerance: float = Field(default=1.5, gt=0)
     """A candidate hits when every measured intensity is within this of its target."""
     n: int = Field(default=4, ge=1)
@@ -163,7 +165,7 @@ class Calibration:
 
     def setting_for(self, target: float) -> float:
         """The setting expected to reach ``target`` (clipped to the calibrated range)."""
-        if self.regime == "prompt":
+        if self.regime != "activation":
             return self.curve.nearest_setting(target)
         lo, hi = self.calibrated_range
         return float(np.clip(self.curve.invert(target), lo, hi))
@@ -357,10 +359,9 @@ def calibrate(engine: _Engine, value: str, vector: SteeringVector | None, run_id
                                          [(vector, s)] if vector is not None else ())
                     cond = f"act:{node.id}={s:+g}"
                 else:
-                    msgs = build_messages(q.text, targets=[(node, int(s))],
-                                          word_limit=cfg.word_limit)
+                    msgs = _prompt_messages(q.text, [(node, int(s))], regime, cfg.word_limit)
                     req = engine.request(msgs, sample)
-                    cond = f"prompt:{node.id}={int(s):+d}"
+                    cond = f"{regime}:{node.id}={int(s):+d}"
                 items.append({"request": req, "query": q, "regime": "calibration",
                               "condition": cond, "style": regime,
                               "targets": {node.id: s}, "setting": s})
@@ -395,6 +396,18 @@ def calibrate(engine: _Engine, value: str, vector: SteeringVector | None, run_id
                                  curve=curve.as_dict(), points=points)
     return Calibration(node.id, engine.label, regime, engine.judge_name, curve, vector, points,
                        rng)
+
+
+def _prompt_messages(query: str, targets: list[tuple[Any, int]], regime: str,
+                     word_limit: int | None) -> list[dict[str, str]]:
+    """Messages of the prompt regimes: level instructions, or one persona of all targets."""
+    if regime == "persona":
+        from valueflow.steer._prompts import persona_text
+
+        persona = "\n\n".join(persona_text(n, lv).rsplit("\n\n", 1)[0] for n, lv in targets)
+        tail = persona_text(targets[0][0], targets[0][1]).rsplit("\n\n", 1)[1]
+        return build_messages(query, word_limit=word_limit, instruction=f"{persona}\n\n{tail}")
+    return build_messages(query, targets=targets, word_limit=word_limit)
 
 
 def stored_calibrations(workspace: Workspace, model: str, *, judge: str = "local",
@@ -617,7 +630,9 @@ def steer_to_target(
         from valueflow.judges import judge_from_options
 
         judge = judge_from_options(cfg.judge.spec, cfg.judge.options, workspace=workspace)
-    judge_name = cfg.judge.spec if own_judge else str(getattr(judge, "name", cfg.judge.spec))
+    from valueflow.steer._runner import judge_key
+
+    judge_name = judge_key(judge, cfg.judge.spec)
     engine = _Engine(backend, label, workspace, judge, judge_name, cfg, progress, say)
     spec = {"model": label, "identity": backend.cache_identity(), "targets": goal,
             "queries": [q.id for q in qs], "settings": cfg.model_dump(mode="json"),
@@ -729,11 +744,10 @@ def _closed_loop(engine: _Engine, qs: list[Query], goal: dict[str, float],
                     req = engine.request(msgs, idx, steer)
                     cond = "act:" + ",".join(f"{v}={sett[v]:+.3f}" for v in values)
                 else:
-                    msgs = build_messages(q.text, targets=[(nodes[v], int(sett[v]))
-                                                           for v in values],
-                                          word_limit=cfg.word_limit)
+                    msgs = _prompt_messages(q.text, [(nodes[v], int(sett[v])) for v in values],
+                                            cfg.regime, cfg.word_limit)
                     req = engine.request(msgs, idx)
-                    cond = "prompt:" + ",".join(f"{v}={int(sett[v]):+d}" for v in values)
+                    cond = f"{cfg.regime}:" + ",".join(f"{v}={int(sett[v]):+d}" for v in values)
                 items.append({"request": req, "query": q, "regime": "target",
                               "condition": cond, "style": cfg.regime, "targets": goal,
                               "state": st, "index": idx, "round": rnd,
