@@ -11,8 +11,9 @@ Issue 14's acceptance check. For each value (default: benevolence and power):
   hit rate flatters a noisy judge; the single-answer hit rate (the share of first-round
   answers, all at the calibrated setting, within the tolerance) involves no selection.
 
-Baseline, in the same run on the same model and questions: the prompt regime (the value's
-level instructions -2..+2, calibrated and searched the same way). Ratios are activation ÷
+Baselines, in the same run on the same model and questions: the prompt regime (the value's
+level instructions -2..+2, calibrated and searched the same way) and the persona regime
+(persona prompts -2..+2: someone who holds the value to that degree). Ratios are activation ÷
 prompt hit rates.
 
 Everything is stored in the ``--workspace`` (default: a fresh one under /tmp), so an
@@ -43,6 +44,8 @@ def main() -> None:
     ap.add_argument("--pilot-queries", type=int, default=8)
     ap.add_argument("--workspace", default="/tmp/vf-bench-steer/workspace.duckdb")
     ap.add_argument("--skip-prompt", action="store_true", help="Skip the prompt baseline.")
+    ap.add_argument("--regimes", nargs="+", default=["activation", "prompt", "persona"],
+                    choices=["activation", "prompt", "persona"])
     ap.add_argument("--out", default=None, help="Write the results as JSON here.")
     args = ap.parse_args()
 
@@ -57,7 +60,7 @@ def main() -> None:
     with open_workspace(args.workspace) as ws:
         for value in args.values:
             row: dict = {}
-            for regime in ("activation", "prompt"):
+            for regime in args.regimes:
                 if regime == "prompt" and args.skip_prompt:
                     continue
                 settings = {"regime": regime, "tolerance": args.tolerance, "n": args.n,
@@ -101,12 +104,14 @@ def main() -> None:
                     "mean_candidates": round(float(np.mean(n_cand)), 2),
                     "seconds": round(time.perf_counter() - t0, 1)}
                 print(json.dumps({value: {regime: row[regime]}}), flush=True)
-            if "prompt" in row and row["prompt"]["hit_rate"] > 0:
+            if "prompt" in row and "activation" in row and row["prompt"]["hit_rate"] > 0:
                 row["hit_rate_ratio_activation_over_prompt"] = round(
                     row["activation"]["hit_rate"] / row["prompt"]["hit_rate"], 2)
             report["values"][value] = row
-    all_hits = [r["activation"]["hit_rate"] for r in report["values"].values()]
-    report["activation_hit_rate_overall"] = round(float(np.mean(all_hits)), 3)
+    all_hits = [r["activation"]["hit_rate"] for r in report["values"].values()
+                if "activation" in r]
+    if all_hits:
+        report["activation_hit_rate_overall"] = round(float(np.mean(all_hits)), 3)
     print(json.dumps(report, indent=1))
     if args.out:
         with open(args.out, "w") as fh:

@@ -9,11 +9,23 @@ repository; their intensities are the published VIDB's calibrated LLM-judge rati
 
 Judges compared on the same items:
   * ``local``        the shipped local judge (fine-tuned encoder + value heads), or ``--model DIR``;
+  * ``local-ungated`` the same without its relevance gate (``--judges local,local-ungated``);
   * ``base-heads``   the same value heads fitted by ridge on the *frozen* base MiniLM, same seed
                      (what fine-tuning adds);
   * ``base-proto``   the base MiniLM alone: cos(text, +2 phrasing) - cos(text, -2 phrasing);
   * ``previous``     the ridge/kNN/valence scorer the local judge replaced, fitted on the seed
                      (``--previous``; a slow fit).
+
+Relevance (judges with relevance heads, i.e. ``local`` and ``base-heads``): does the judge
+know *which* values a text is about? On pyvalues (every word scored on every Schwartz value;
+positive where the dictionary lists the word under the value): per-value AUC of the relevance
+against that of |intensity|; on VIDB-640: each text's relevance to its own value against its
+relevance to the values that share no cross-theory anchor with it (AUC).
+
+Neutral text: ``benchmarks/data/neutral_heldout.txt`` (40 value-free sentences we wrote —
+timetables, recipes, exercise steps, facts — kept out of every training set) scored on all
+values: mean |intensity| and the share of (text, value) pairs with |intensity| > 2. A judge
+that reads values into anything fails this.
 
     python benchmarks/bench_validity.py [--vidb-fewshot PATH] [--previous] [--out results.json]
 """
@@ -55,6 +67,58 @@ def previous_judge() -> Any:
     return LocalScorer(model=load_hives("base")).fit(load_seed())
 
 
+def neutral_results(judges: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Intensities the judges give value-free texts (see the module docstring)."""
+    import numpy as np
+
+    from valueflow.theories import evaluation_values
+
+    path = Path(__file__).parent / "data" / "neutral_heldout.txt"
+    texts = [t.strip() for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
+    out: dict[str, dict[str, float]] = {}
+    for jname, judge in judges.items():
+        x = np.column_stack([judge.score(texts, v.id)[:, 0] for v in evaluation_values()])
+        out[jname] = {"n": float(x.size), "mean_abs_intensity": float(np.abs(x).mean()),
+                      "share_abs_over_2": float((np.abs(x) > 2).mean())}
+    return out
+
+
+def relevance_results(data: dict[str, Any], judges: dict[str, Any]
+                      ) -> dict[str, dict[str, float]]:
+    """Relevance metrics of the judges that have relevance heads (see the module docstring)."""
+    import numpy as np
+
+    from valueflow.embed._scorer import _linked_values
+    from valueflow.embed._validity import _auc
+
+    out: dict[str, dict[str, float]] = {}
+    for jname, judge in judges.items():
+        if getattr(judge, "relevance_heads", None) is None:
+            continue
+        m: dict[str, float] = {"n": 0.0}
+        if "pyvalues" in data:
+            fr = data["pyvalues"]
+            rel = np.zeros(len(fr))
+            for v, idx in fr.groupby("value").indices.items():
+                rel[idx] = judge.relevance(fr["text"].iloc[idx].astype(str).tolist(), [v])[:, 0]
+            inten = np.abs(score_by_value(judge, fr))
+            m["pyvalues_auc_relevance"] = validity_metrics(fr, rel)["auc"]
+            m["pyvalues_auc_abs_intensity"] = validity_metrics(fr, inten)["auc"]
+        if "vidb-640" in data:
+            fr = data["vidb-640"]
+            vals = list(judge.values_)
+            p = judge.relevance(fr["text"].astype(str).tolist(), vals)
+            linked = _linked_values()
+            own, other = [], []
+            for i, v in enumerate(fr["value"].astype(str)):
+                own.append(p[i, vals.index(v)])
+                other.extend(p[i, j] for j, u in enumerate(vals)
+                             if u != v and u not in linked.get(v, ()))
+            m["vidb640_auc_own_vs_other"] = _auc(np.array(own), np.array(other))
+        out[jname] = m
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--vidb-fewshot", help="path of the reference's all_few_shot.json")
@@ -80,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         if name == "local":
             judges[name] = load_local_scorer(args.model) if args.model else load_local_scorer()
+        elif name == "local-ungated":  # the shipped judge without its relevance gate
+            from valueflow.embed._judge import ValueJudge
+
+            j = load_local_scorer(args.model) if args.model else load_local_scorer()
+            judges[name] = ValueJudge(j.model, j.W, j.b, j.values_, j.widths, j.description,
+                                      j.calibration)
         elif name == "base-heads":
             judges[name] = base_heads_judge()
         elif name == "base-proto":
@@ -95,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
             m = validity_metrics(frame, pred)
             m["seconds"] = time.monotonic() - t0
             results.setdefault(dname, {})[jname] = m
+    results["neutral"] = neutral_results(judges)
+    relevance = relevance_results(data, judges)
+    if relevance:
+        results["relevance"] = relevance
     for dname, by_judge in results.items():
         keys = [k for k in next(iter(by_judge.values())) if k not in ("n", "seconds", "n_clear")]
         print(f"\n{dname} (n = {int(next(iter(by_judge.values()))['n'])})")

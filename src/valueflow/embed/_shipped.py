@@ -72,8 +72,11 @@ def load_judge_dir(folder: str | Path) -> ValueJudge:
         f"local judge: value heads on a fine-tuned MiniLM ({path.name}), trained on "
         f"{meta.get('n_train_texts', '?')} VIDB texts; intervals not calibrated")
     cal = Calibration.from_json(info["calibration"]) if info.get("calibration") else None
-    return ValueJudge(load_hives(path), W, b, values, widths, desc, cal,
-                      _read_relevance(path / RELEVANCE_FILE))
+    rel = _read_relevance(path / RELEVANCE_FILE)
+    if rel is not None:
+        desc += ("; relevance heads (seed and everyday value-free texts) shrink the intensity "
+                 "of texts that say nothing about a value toward 0")
+    return ValueJudge(load_hives(path), W, b, values, widths, desc, cal, rel)
 
 
 def _read_relevance(path: Path) -> RelevanceHeads | None:
