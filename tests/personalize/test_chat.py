@@ -167,3 +167,34 @@ def test_activation_regime_steers_with_calibrated_vectors_and_refuses_without_th
     assert r.steering["schwartz:tradition"] == pytest.approx(min(1.0, x_now / 4), abs=0.05)
     assert json.loads(s.transcript()["steering"].iloc[2]) == r.steering
     ws.close()
+
+
+def test_ctrl_c_while_the_model_answers_keeps_the_message_and_resume_answers_it(
+        tmp_workspace, monkeypatch):
+    from valueflow.llm import LLMClient
+
+    settings = ChatSettings(values=("schwartz:tradition",))
+    with FakeOpenAIServer(respond=lambda b: "answer to " + b["messages"][-1]["content"]) as srv:
+        backend = get_backend("openai/m", base_url=srv.url)
+        s = ChatSession(backend, tmp_workspace, label="openai/m", judge=_Judge(),
+                        settings=settings)
+        s.send("first")
+        real = LLMClient.generate
+
+        async def interrupted(self, *a, **k):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(LLMClient, "generate", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            s.send("I love the ritual")
+        monkeypatch.setattr(LLMClient, "generate", real)
+        t = ChatSession(backend, tmp_workspace, label="openai/m", session_id=s.session_id,
+                        judge=_Judge())
+        assert [x["user"] for x in t.turns] == ["first", "I love the ritual"] and t.pending
+        # the profile already holds the interrupted message
+        assert t.tracker.profile()["intensity"].iloc[0] > 0
+        done = t.finish_pending()
+        assert done is not None and done.reply == "answer to I love the ritual"
+        assert t.transcript()["reply"].tolist() == ["answer to first",
+                                                    "answer to I love the ritual"]
+        assert srv.completed == 2  # nothing asked twice
