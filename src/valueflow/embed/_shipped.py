@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from valueflow.embed._judge import Calibration, RelevanceHeads, ValueJudge
+from valueflow.embed._judge import RELEVANCE_FLOOR, Calibration, RelevanceHeads, ValueJudge
 from valueflow.embed._model import HiVESModel, default_model_dir, load_hives
 from valueflow.errors import ConfigError
 
@@ -203,7 +203,7 @@ def _refit_cached(base: ValueJudge, frame: pd.DataFrame, fit_values: list[str],
                                    [str(v) for v in z["values"]], info["widths"],
                                    info["description"],
                                    Calibration.from_json(cal) if cal else None, rel,
-                                   base.floor)
+                                   float(info.get("floor", RELEVANCE_FLOOR)))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             judge = None  # a damaged cache entry: refit and overwrite it
     if judge is None:
@@ -216,6 +216,7 @@ def _refit_cached(base: ValueJudge, frame: pd.DataFrame, fit_values: list[str],
                 where.parent.mkdir(parents=True, exist_ok=True)
                 tmp = where.with_name(f"{where.stem}.{os.getpid()}.tmp.npz")
                 info = json.dumps({"widths": judge.widths, "description": judge.description,
+                                   "floor": judge.floor,
                                    "calibration": judge.calibration.to_json()
                                    if judge.calibration is not None else None})
                 rh = judge.relevance_heads
