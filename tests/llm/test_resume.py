@@ -40,6 +40,7 @@ def _interrupt_mid_run(tmp_path, server, sig) -> int:
         assert proc.poll() is None, proc.stderr.read().decode()  # type: ignore[union-attr]
         assert time.monotonic() < deadline, "the run never got going"
         time.sleep(0.005)
+    assert server.completed < N, "the run finished before it could be interrupted"
     proc.send_signal(sig)
     proc.wait(60)
     return proc.returncode
@@ -50,7 +51,9 @@ def _interrupt_mid_run(tmp_path, server, sig) -> int:
 def test_killed_run_resumes_without_repeating_or_losing_calls(tmp_path, sig):
     prompts = [f"prompt number {i}" for i in range(N)]
     (tmp_path / "prompts.txt").write_text("\n".join(prompts) + "\n")
-    with FakeOpenAIServer(latency=0.03) as server:
+    # 0.1 s per call: after the first quarter the run has ~4.5 s left, so a parent slowed by
+    # a loaded machine still signals it mid-run (at 0.03 s the child sometimes finished first)
+    with FakeOpenAIServer(latency=0.1) as server:
         rc = _interrupt_mid_run(tmp_path, server, sig)
         assert rc == (-signal.SIGKILL if sig == signal.SIGKILL else 130)
         before = _committed(tmp_path)
