@@ -274,9 +274,10 @@ def test_judge_applies_its_calibration_to_shipped_heads_not_refitted_ones():
                       {"*": [5.0, 4.0, 3.0]}, "local judge: shipped", doubled)
     z = model.encode(texts[:20])
     raw = 10 * z @ W.T
+    # float32 embeddings: compare to float32 precision (values near 0 differ relatively)
     assert np.allclose(base.score(texts[:20], "ross:fidelity")[:, 0],
-                       np.clip(2 * raw[:, 0], -10, 10))
-    assert np.allclose(base.score_all(texts[:20]), np.clip(2 * raw, -10, 10))
+                       np.clip(2 * raw[:, 0], -10, 10), atol=1e-5)
+    assert np.allclose(base.score_all(texts[:20]), np.clip(2 * raw, -10, 10), atol=1e-5)
     y = np.clip(40 * model.encode(texts) @ W[1], -10, 10)
     refit = base.refit(pd.DataFrame({"text": texts, "value": "schwartz:power", "intensity": y}))
     assert refit.calibration is not None
@@ -285,7 +286,7 @@ def test_judge_applies_its_calibration_to_shipped_heads_not_refitted_ones():
                        base.score(texts[:20], "ross:fidelity")[:, 0])
     z_all = refit.embed(texts[:20])
     assert np.allclose(refit.score_all(texts[:20])[:, 1],
-                       np.clip(10 * (z_all @ refit.W[1] + refit.b[1]), -10, 10))
+                       np.clip(10 * (z_all @ refit.W[1] + refit.b[1]), -10, 10), atol=1e-5)
 
 
 def test_refit_learns_the_users_values_and_keeps_the_others():

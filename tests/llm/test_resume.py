@@ -24,7 +24,10 @@ def _cli(tmp_path, url):
            "--concurrency", str(CONCURRENCY), "--max-retries", "0", "--quiet",
            "--out", str(tmp_path / "out.jsonl")]
     env = {**os.environ, "VALUEFLOW_WORKSPACE": str(tmp_path / "ws.duckdb")}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # a terminal's foreground job gets Ctrl-C with the default disposition; a test process
+    # may have SIGINT ignored (inherited through exec), which would make the child deaf to it
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _committed(tmp_path) -> list[str]:
@@ -55,7 +58,8 @@ def test_killed_run_resumes_without_repeating_or_losing_calls(tmp_path, sig):
     # a loaded machine still signals it mid-run (at 0.03 s the child sometimes finished first)
     with FakeOpenAIServer(latency=0.1) as server:
         rc = _interrupt_mid_run(tmp_path, server, sig)
-        assert rc == (-signal.SIGKILL if sig == signal.SIGKILL else 130)
+        assert rc == (-signal.SIGKILL if sig == signal.SIGKILL else 130), (
+            f"exit {rc}; SIGINT in the test process: {signal.getsignal(signal.SIGINT)}")
         before = _committed(tmp_path)
         received_before = dict(server.counts)
         completed_before = server.completed
