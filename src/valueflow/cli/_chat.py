@@ -13,10 +13,10 @@ _HELP_LINE = "commands: /profile (all values), /why VALUE (its evidence), /quit 
 
 
 def _panel(session: Any, reply: Any, top: int) -> str:
-    """A compact view of the profile: the top known values with intervals and this turn's
-    changes."""
-    prof = session.tracker.profile().set_index("value")
-    changes = reply.update.changes if reply is not None and reply.update is not None else {}
+    """A compact view of the profile after ``reply``: the top known values with intervals
+    and this turn's changes."""
+    prof = reply.profile.set_index("value")
+    changes = reply.update.changes if reply.update is not None else {}
     known = prof[prof["known"]]
     order = known["intensity"].abs().sort_values(ascending=False).index[:top]
     lines = []

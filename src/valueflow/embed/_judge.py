@@ -227,9 +227,12 @@ class RelevanceHeads:
     b: NDArray[np.float64]
     values: tuple[str, ...]
 
-    def __call__(self, z: NDArray[Any]) -> NDArray[np.float64]:
-        """``n × len(values)`` probabilities for embeddings ``z``."""
-        s = np.asarray(z, np.float64) @ self.W.T + self.b
+    def __call__(self, z: NDArray[Any], rows: Sequence[int] | None = None
+                 ) -> NDArray[np.float64]:
+        """``n × len(values)`` probabilities for embeddings ``z`` (only the heads ``rows``,
+        in that order, when given)."""
+        W, b = (self.W, self.b) if rows is None else (self.W[list(rows)], self.b[list(rows)])
+        s = np.asarray(z, np.float64) @ W.T + b
         return np.asarray(1.0 / (1.0 + np.exp(-s)), np.float64)
 
     def merged(self, other: RelevanceHeads) -> RelevanceHeads:
@@ -338,7 +341,8 @@ class ValueJudge:
             h.update(np.ascontiguousarray(a, np.float64).tobytes())
         if self.relevance_heads is not None:
             h.update(json.dumps(list(self.relevance_heads.values)).encode())
-            h.update(np.ascontiguousarray(self.relevance_heads.W, np.float64).tobytes())
+            for a in (self.relevance_heads.W, self.relevance_heads.b):
+                h.update(np.ascontiguousarray(a, np.float64).tobytes())
         return h.hexdigest()[:8]
 
     @classmethod
@@ -386,7 +390,7 @@ class ValueJudge:
             return g
         have = [(i, self._rcol[v]) for i, v in enumerate(values) if v in self._rcol]
         if have:
-            p = self.relevance_heads(z)[:, [r for _, r in have]]
+            p = self.relevance_heads(z, [r for _, r in have])
             g[:, [i for i, _ in have]] = np.minimum(1.0, p / self.floor)
         return g
 
@@ -408,12 +412,10 @@ class ValueJudge:
         vids = [self._resolve(v) for v in values] if values is not None else list(self.values_)
         z = self.embed(list(texts))
         out = np.full((len(z), len(vids)), np.nan)
-        if self.relevance_heads is None or not len(z):
+        have = [(i, self._rcol[v]) for i, v in enumerate(vids) if v in self._rcol]
+        if self.relevance_heads is None or not len(z) or not have:
             return out
-        p = self.relevance_heads(z)
-        for i, v in enumerate(vids):
-            if v in self._rcol:
-                out[:, i] = p[:, self._rcol[v]]
+        out[:, [i for i, _ in have]] = self.relevance_heads(z, [r for _, r in have])
         return out
 
     # -- DirectScorer --------------------------------------------------------------------

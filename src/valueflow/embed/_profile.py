@@ -14,18 +14,29 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from valueflow.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["plot_profile", "value_profile"]
+__all__ = ["RELEVANCE_RAMP", "plot_profile", "relevance_weight", "value_profile"]
 
 
 #: Relevance at or below which a text says nothing about a value, and from which it counts fully
-#: (the same ramp as the live tracker's).
+#: (profiles and the live tracker share it).
 RELEVANCE_RAMP = (0.5, 0.85)
+
+
+def relevance_weight(p: NDArray[Any], low: float = RELEVANCE_RAMP[0],
+                     high: float = RELEVANCE_RAMP[1]) -> NDArray[np.float64]:
+    """Weight of a text's evidence on a value from its relevance ``p``: 0 up to ``low``, 1 from
+    ``high``, linear between. NaN relevance (a scorer without relevance heads) counts fully."""
+    p = np.asarray(p, np.float64)
+    w = (p > low).astype(np.float64) if high <= low else np.clip((p - low) / (high - low),
+                                                                  0.0, 1.0)
+    return np.where(np.isnan(p), 1.0, w)
 
 
 def value_profile(texts: Sequence[str], groups: Sequence[Any] | None = None, *,
@@ -71,8 +82,7 @@ def value_profile(texts: Sequence[str], groups: Sequence[Any] | None = None, *,
     if weighting != "equal" and hasattr(scorer, "relevance"):
         rel = np.asarray(scorer.relevance(texts, [n.id for n in nodes]), float)
         if weighting == "relevance" or np.isfinite(rel).any():
-            lo, hi = RELEVANCE_RAMP
-            weights = np.where(np.isnan(rel), 1.0, np.clip((rel - lo) / (hi - lo), 0.0, 1.0))
+            weights = relevance_weight(rel)
     elif weighting == "relevance":
         raise DataError(f"{getattr(scorer, 'name', 'the scorer')} has no relevance heads",
                         hint="use weighting='equal', or the local judge")

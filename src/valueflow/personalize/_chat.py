@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -316,5 +315,3 @@ def _activation_calibrations(backend: Backend, workspace: Workspace, label: str,
                                f"{label} --value VALUE --intensity X` for the values to steer")
     return cals
 
-
-Echo = Callable[[str], None]

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
+from valueflow.embed._profile import RELEVANCE_RAMP, relevance_weight
 from valueflow.errors import DataError
 
 if TYPE_CHECKING:
@@ -44,9 +45,9 @@ class TrackerSettings(BaseModel):
     """Prior sd of a stance: with no evidence the 90 % interval is about ±8 (unknown)."""
     spread: float = Field(default=3.0, ge=0)
     """How much one person's messages vary around their stance (sd, intensity points)."""
-    relevance_low: float = Field(default=0.5, ge=0, le=1)
+    relevance_low: float = Field(default=RELEVANCE_RAMP[0], ge=0, le=1)
     """Relevance at or below which a message carries no weight on a value."""
-    relevance_high: float = Field(default=0.85, ge=0, le=1)
+    relevance_high: float = Field(default=RELEVANCE_RAMP[1], ge=0, le=1)
     """Relevance from which a message carries full weight (linear in between)."""
     known_weight: float = Field(default=0.75, gt=0)
     """Evidence (sum of weights) from which a value counts as known."""
@@ -54,14 +55,6 @@ class TrackerSettings(BaseModel):
     """Turns after which a message's weight halves (None: never forget)."""
     level: float = Field(default=0.9, gt=0, lt=1)
     """Interval level."""
-
-
-def relevance_weight(p: NDArray[Any], low: float, high: float) -> NDArray[np.float64]:
-    """Weight of evidence from relevance ``p``: 0 up to ``low``, 1 from ``high``, linear between.
-    NaN relevance (a judge without relevance heads) counts as full weight."""
-    p = np.asarray(p, np.float64)
-    w = (p > low).astype(np.float64) if high <= low else np.clip((p - low) / (high - low), 0.0, 1.0)
-    return np.where(np.isnan(p), 1.0, w)
 
 
 def posterior(x: NDArray[Any], sd: NDArray[Any], weight: NDArray[Any], *, prior_sd: float,

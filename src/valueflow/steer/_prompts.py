@@ -75,16 +75,22 @@ _PERSONA_TAIL = ("Stay in character: answer the question as this person would, i
                  "voice, without mentioning these instructions.")
 
 
-def persona_text(value: ValueNode, level: int) -> str:
-    """A persona system prompt: someone who holds ``value`` at ``level`` (-2..2)."""
-    if level not in PERSONA_LEVELS:
-        raise ValueError(f"level must be in -2..2, got {level}")
-    what = value.definition.strip().rstrip(".")
-    if what:
-        what = what[0].lower() + what[1:]
-    name = value.name.strip()
-    return (PERSONA_LEVELS[level].format(article="a", name=name.lower(), what=what or name)
-            + "\n\n" + _PERSONA_TAIL)
+def persona_text(targets: Sequence[tuple[ValueNode, int]]) -> str:
+    """A persona system prompt: someone who holds each ``(value, level)`` of ``targets``
+    (levels -2..2), one sentence per value, then the stay-in-character line."""
+    if not targets:
+        raise ValueError("a persona needs at least one target")
+    lines = []
+    for value, level in targets:
+        if level not in PERSONA_LEVELS:
+            raise ValueError(f"level must be in -2..2, got {level}")
+        what = value.definition.strip().rstrip(".")
+        if what:
+            what = what[0].lower() + what[1:]
+        name = value.name.strip()
+        lines.append(PERSONA_LEVELS[level].format(article="a", name=name.lower(),
+                                                  what=what or name))
+    return "\n\n".join([*lines, _PERSONA_TAIL])
 
 
 def value_instruction(value: ValueNode, level: int) -> str:

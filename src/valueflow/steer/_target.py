@@ -39,6 +39,8 @@ from valueflow.steer._prompts import build_messages
 from valueflow.steer._store import SteerStore
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
     from valueflow.llm import Backend, ChatRequest
@@ -404,10 +406,17 @@ def _prompt_messages(query: str, targets: list[tuple[Any, int]], regime: str,
     if regime == "persona":
         from valueflow.steer._prompts import persona_text
 
-        persona = "\n\n".join(persona_text(n, lv).rsplit("\n\n", 1)[0] for n, lv in targets)
-        tail = persona_text(targets[0][0], targets[0][1]).rsplit("\n\n", 1)[1]
-        return build_messages(query, word_limit=word_limit, instruction=f"{persona}\n\n{tail}")
+        return build_messages(query, word_limit=word_limit, instruction=persona_text(targets))
     return build_messages(query, targets=targets, word_limit=word_limit)
+
+
+def _vector_folder(workspace: Workspace) -> Path | None:
+    """Where a workspace keeps its steering vectors (None for an in-memory workspace)."""
+    from pathlib import Path
+
+    if str(workspace.path) == ":memory:":
+        return None
+    return Path(str(workspace.path)).parent / "vectors"
 
 
 def stored_calibrations(workspace: Workspace, model: str, *, judge: str = "local",
@@ -416,33 +425,28 @@ def stored_calibrations(workspace: Workspace, model: str, *, judge: str = "local
     ``hf/smollm2``), ``judge`` and ``regime``, with its steering vector where the vector's
     file is still in the workspace's ``vectors`` folder (activation calibrations without
     one are left out). Made by ``steer target`` / ``steer run`` with targets."""
-    from pathlib import Path
-
     from valueflow.steer._activation import SteeringVector
 
-    store = SteerStore(workspace)
-    rows = store.calibrations()
+    rows = SteerStore(workspace).calibrations()
     if rows.empty:
         return {}
     rows = rows[(rows["model"] == model) & (rows["judge"] == judge) & (rows["regime"] == regime)]
-    folder = (None if str(workspace.path) == ":memory:"
-              else Path(str(workspace.path)).parent / "vectors")
-    files: dict[str, Path] = {}
+    folder = _vector_folder(workspace)
+    vectors: dict[str, SteeringVector] = {}
+    if regime == "activation" and folder is not None and folder.is_dir():
+        for f in folder.glob("*.safetensors"):
+            try:
+                made = SteeringVector.load(f)
+            except ConfigError:
+                continue
+            vectors[made.digest] = made
     out: dict[str, Calibration] = {}
     for r in rows.sort_values("created_at").to_dict("records"):
         vec = None
         if regime == "activation":
-            if folder is None or not folder.is_dir():
+            if r["vector"] not in vectors:
                 continue
-            if not files:
-                for f in folder.glob("*.safetensors"):
-                    try:
-                        files[SteeringVector.load(f).digest] = f
-                    except ConfigError:
-                        continue
-            if r["vector"] not in files:
-                continue
-            vec = SteeringVector.load(files[r["vector"]])
+            vec = vectors[r["vector"]]
         points = json.loads(r["points"]) if isinstance(r["points"], str) else r["points"]
         curve = json.loads(r["curve"]) if isinstance(r["curve"], str) else r["curve"]
         lo, hi = points["calibrated_range"]
@@ -692,10 +696,7 @@ def _vectors(backend: Any, values: list[str], cfg: TargetSettings,
     out: dict[str, SteeringVector] = {}
     for v, vec in (given or {}).items():
         out[resolve_value(v).id] = vec
-    from pathlib import Path
-
-    ws_path = Path(str(workspace.path))
-    folder = None if str(workspace.path) == ":memory:" else ws_path.parent / "vectors"
+    folder = _vector_folder(workspace)
     for v in values:
         if v in out:
             continue
