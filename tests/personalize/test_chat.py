@@ -148,6 +148,7 @@ def test_activation_regime_steers_with_calibrated_vectors_and_refuses_without_th
     with FakeOpenAIServer() as srv, pytest.raises(ConfigError, match="cannot be steered"):
         ChatSession(get_backend("openai/m", base_url=srv.url), ws, label="openai/m",
                     judge=_Judge(), settings=settings)
+    assert chat_sessions(ws).empty  # refused sessions leave nothing behind
     hf.load()
     vec = SteeringVector(value="schwartz:tradition", model=model_identity(hf), layers=(2, 3),
                          vectors=np.random.default_rng(0).normal(size=(2, 64)))

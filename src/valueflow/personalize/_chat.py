@@ -159,9 +159,6 @@ class ChatSession:
         else:
             self.settings = settings or ChatSettings()
             self.session_id = session_id or f"chat-{_now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-            with workspace.transaction() as con:
-                con.execute("INSERT INTO chat_sessions VALUES (?, ?, ?, ?)",
-                            [self.session_id, label, self.settings.model_dump_json(), _now()])
         self.tracker = ProfileTracker(judge, values=list(self.settings.values) or None,
                                       settings=self.settings.tracker)
         self.calibrations: dict[str, Any] = {}
@@ -170,6 +167,10 @@ class ChatSession:
 
             self.calibrations = _activation_calibrations(backend, workspace, label,
                                                          judge_key(self.tracker.judge, "local"))
+        if row is None:  # a new session is recorded only once its settings are usable
+            with workspace.transaction() as con:
+                con.execute("INSERT INTO chat_sessions VALUES (?, ?, ?, ?)",
+                            [self.session_id, label, self.settings.model_dump_json(), _now()])
         self.turns: list[dict[str, Any]] = []
         for turn, text, reply, system in workspace.execute(
                 "SELECT turn, user_text, reply, system_prompt FROM chat_turns WHERE "
