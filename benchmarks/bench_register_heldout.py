@@ -15,7 +15,11 @@ split-conformal interval widths are calibrated on
 (``valueflow.embed.write_shipped_judge(..., calibration=DIR/predictions.csv)``).
 
     python benchmarks/bench_register_heldout.py --out /tmp/heldout [--groups 2] \
-        [--epochs 3] [--train-layers 4] [--off-weight 0.2]
+        [--epochs 3] [--train-layers 4] [--off-weight 0.2] [--pair-weight W] [--stance none]
+
+The training side is :func:`valueflow.vidb._seed.judge_training_frame` (the seed with its
+minimal-pair ids and, unless ``--stance none``, the stance pairs of the training values)
+without the held-out registers; the test side is the seed's held-out registers.
 """
 
 from __future__ import annotations
@@ -53,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-layers", type=int, default=4)
     ap.add_argument("--off-weight", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pair-weight", type=float, default=None,
+                    help="weight of the pairwise stance loss (default: the shipped recipe's)")
+    ap.add_argument("--stance", choices=["train", "none"], default="train",
+                    help="also train on the stance pairs of the training values (their "
+                         "held-out registers are left out like the seed's)")
     args = ap.parse_args(argv)
 
     import pandas as pd
@@ -63,29 +72,32 @@ def main(argv: list[str] | None = None) -> int:
     from valueflow.embed._shipped import load_judge_dir
     from valueflow.embed._validity import score_by_value
     from valueflow.vidb import load_seed
-    from valueflow.vidb._seed import seed_registers
+    from valueflow.vidb._seed import judge_training_frame, seed_registers
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     seed = load_seed()
     reg = seed_registers(seed)
+    pool = judge_training_frame(args.stance)
     groups = register_groups(sorted(set(reg)), args.groups, args.seed)
     rows = []
     for g, held in enumerate(groups):
         test = reg.isin(held).to_numpy()
-        train = seed[~test].reset_index(drop=True)
+        train = pool[~pool["register"].isin(held)].reset_index(drop=True)
         folder = out / f"model-{g}"
         print(f"# group {g}: holding out {', '.join(held)} ({test.sum()} texts); training on "
               f"{len(train)}", file=sys.stderr, flush=True)
         t0 = time.monotonic()
         cfg = FineTuneConfig(rank=16, alpha=32, epochs=args.epochs,
                              train_layers=args.train_layers, off_weight=args.off_weight,
-                             hier_weight=0.1,
-                             seed=args.seed)
+                             hier_weight=0.1, seed=args.seed)
+        if args.pair_weight is not None:
+            cfg.pair_weight = args.pair_weight
         if not (folder / "heads.npz").is_file():
             finetune_encoder(train, folder, cfg)
         tuned = load_judge_dir(folder)
-        base = ValueJudge.untrained(load_hives("base")).refit(train)
+        base = ValueJudge.untrained(load_hives("base")).refit(
+            train.drop(columns=["pair", "register"]))
         print(f"# group {g}: trained in {time.monotonic() - t0:.0f} s", file=sys.stderr)
         part = seed[test]
         for name, judge in (("local", tuned), ("base-heads", base)):

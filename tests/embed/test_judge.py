@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from valueflow.embed._finetune import judge_targets, length_batches
+from valueflow.embed._finetune import _batch_pairs, _pair_ids, judge_targets, length_batches
 from valueflow.embed._judge import (
     STRENGTH_EDGES,
     Calibration,
@@ -103,6 +103,59 @@ def test_epoch_batches_hold_every_row_once():
     # similar lengths share a batch: far less padding than random batches
     spread = np.mean([np.ptp(lengths[b]) for b in lb])
     assert spread < 0.5 * np.ptp(lengths)
+
+
+def test_minimal_pairs_share_a_batch_and_are_ordered_by_intensity():
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    n = 200
+    frame = pd.DataFrame({"value": ["a"] * n, "intensity": rng.integers(-9, 10, n),
+                          "pair": [f"p{i // 2}" if i < 120 else None for i in range(n)]})
+    frame.loc[1, "value"] = "b"  # the same pair id under another value is another pair
+    ids = _pair_ids(frame)
+    assert ids[0] != ids[1] and ids[2] == ids[3] and ids[119] >= 0 and np.all(ids[120:] == -1)
+    lengths = rng.integers(1, 90, n)
+    together = 0
+    for _ in range(5):
+        batches = length_batches(lengths, rng, 16, ids)
+        assert sorted(np.concatenate(batches).tolist()) == list(range(n))
+        where = {int(r): k for k, b in enumerate(batches) for r in b}
+        together += sum(where[2 * i] == where[2 * i + 1] for i in range(1, 60))
+    # only a batch boundary can split a pair: nearly all of them share a batch
+    assert together >= 0.85 * 5 * 59
+    pair = np.array([0, 0, 1, 1, 2, 2, -1, 3])
+    col = np.array([0, 0, 1, 1, 0, 0, 0, -1])
+    y = np.array([5.0, -3.0, -2.0, 4.0, 1.0, 1.0, 7.0, 2.0])
+    i, j, sgn = _batch_pairs(pair, col, y)
+    # equal intensities, unpaired rows and values without a head give no pair
+    assert i.tolist() == [0, 2] and j.tolist() == [1, 3] and sgn.tolist() == [1.0, -1.0]
+
+
+def test_stance_pairs_are_well_formed_and_the_heldout_values_stay_out_of_training():
+    from valueflow.vidb._seed import (
+        STANCE_HELDOUT,
+        judge_training_frame,
+        load_seed,
+        load_stance_pairs,
+    )
+
+    pairs = load_stance_pairs()
+    assert pairs["value"].nunique() == 32 and len(pairs) >= 32 * 80
+    sizes = pairs.groupby("pair").size()
+    assert (sizes == 2).all()
+    kinds = {"negation", "refusal", "attitude", "reversal", "sarcasm", "conflict", "degree"}
+    assert set(pairs["contrast"]) == kinds
+    for (_, contrast), g in pairs.groupby(["pair", "contrast"]):
+        a, b = g["intensity"].tolist()
+        # every pair but a degree pair changes the stance (or one side is neutral)
+        assert contrast == "degree" or a * b <= 0, g[["text", "intensity"]]
+    held = load_stance_pairs("heldout")
+    assert set(held["value"]) == set(STANCE_HELDOUT)
+    train = judge_training_frame()
+    assert not set(train["text"]) & set(held["text"]) - set(load_seed()["text"])
+    assert len(train) == len(load_seed()) + len(load_stance_pairs("train"))
+    assert train["pair"].notna().sum() > len(load_stance_pairs("train"))  # seed pairs kept
 
 
 def test_conformal_widths_split_by_prediction_strength():
@@ -391,6 +444,29 @@ def test_shipped_judge_beats_the_base_encoder_on_a_register_it_never_saw():
 
 
 @pytest.mark.model
+def test_shipped_judge_orders_stance_pairs_of_values_it_never_saw_them_for():
+    """Minimal pairs (a negation, a refusal, glee against regret, sarcasm ...) for eight values
+    whose pairs the judge never trained on, written by another hand than the training pairs."""
+    pytest.importorskip("sentence_transformers")
+    from valueflow.embed import load_local_scorer
+    from valueflow.embed._validity import PhrasingJudge, score_by_value
+    from valueflow.vidb._seed import load_stance_pairs
+
+    pairs = load_stance_pairs("heldout")
+    assert len(pairs) >= 8 * 80
+    acc = {}
+    for name, judge in (("local", load_local_scorer()), ("base", PhrasingJudge())):
+        pred = score_by_value(judge, pairs)
+        ok = []
+        for _, g in pairs.assign(pred=pred).groupby("pair"):
+            (y1, y2), (p1, p2) = g["intensity"].tolist(), g["pred"].tolist()
+            if y1 != y2:
+                ok.append(np.sign(y1 - y2) == np.sign(p1 - p2))
+        acc[name] = float(np.mean(ok))
+    assert acc["local"] > acc["base"] + 0.08 and acc["local"] > 0.72, acc
+
+
+@pytest.mark.model
 def test_local_judge_learns_the_vidb_it_is_given_and_caches_the_refit(tmp_path, monkeypatch):
     pytest.importorskip("sentence_transformers")
     import valueflow.embed._shipped as shipped
@@ -489,6 +565,36 @@ def test_a_short_finetune_writes_a_judge_that_loads_and_differs_from_the_base(tm
     tuned = judge.model.encode_base(frame.text.tolist()[:5])
     base = load_hives("base").encode_base(frame.text.tolist()[:5])
     assert not np.allclose(tuned, base, atol=1e-4)  # the adapter was trained and merged
+
+
+@pytest.mark.model
+def test_a_finetune_continues_from_a_model_and_trains_on_minimal_pairs(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    from safetensors.numpy import load_file
+
+    from valueflow.embed._finetune import FineTuneConfig, finetune_encoder
+    from valueflow.errors import ConfigError
+    from valueflow.vidb._seed import load_stance_pairs
+
+    frame = load_stance_pairs()
+    frame = frame[frame["value"].isin(["schwartz:benevolence", "schwartz:power"])]
+    frame = frame.iloc[:48].reset_index(drop=True)  # 24 whole pairs
+    cfg = FineTuneConfig(rank=4, alpha=8, train_layers=1, batch_size=8, max_steps=3, lr=5e-3,
+                         pair_weight=1.0)
+    first = finetune_encoder(frame, tmp_path / "a", cfg, verbose=False)
+    # no steps from a model: the adapter and heads are the model's (the scale round-trips)
+    cfg0 = FineTuneConfig(rank=4, alpha=8, train_layers=1, batch_size=8, max_steps=0)
+    same = finetune_encoder(frame, tmp_path / "b", cfg0, init=first, verbose=False)
+    a, b = load_file(str(first / "adapter.safetensors")), load_file(str(same / "adapter.safetensors"))
+    assert a.keys() == b.keys() and all(np.allclose(a[k], b[k], atol=1e-3) for k in a)
+    with np.load(first / "heads.npz") as h1, np.load(same / "heads.npz") as h2:
+        assert np.allclose(h1["W"], h2["W"]) and np.any(h1["W"] != 0)
+    meta = json.loads((same / "hives.json").read_text(encoding="utf-8"))
+    assert meta["continued_from"]["n_train_texts"] == 48
+    with pytest.raises(ConfigError, match="rank"):
+        finetune_encoder(frame, tmp_path / "c", FineTuneConfig(rank=8, alpha=16, train_layers=1,
+                                                              max_steps=0), init=first,
+                         verbose=False)
 
 
 def pd_sample(frame, n):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -35,10 +36,16 @@ def hives() -> None:
 @click.option("--holdout", default=0.15, show_default=True, help="Held-out share for evaluation.")
 @click.option("--seed", default=0, show_default=True, help="Seed of split, sampler and weights.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+@click.option("--init", default=None,
+              help="lora: start from this model folder's adapter and heads ('default': the "
+                   "shipped judge) instead of from the base encoder.")
+@click.option("--pair-weight", default=None, type=float,
+              help="lora: weight of the stance loss on minimal pairs (rows sharing a 'pair' "
+                   "id; the seed's pairs and the stance pairs with --vidb seed) [FineTuneConfig].")
 def train(base: str, out: str, source: str, mode: str, head_input: str | None,
           epochs: int | None,
           epochs_stage2: int | None, lr: float | None, holdout: float, seed: int,
-          resume: bool) -> None:
+          resume: bool, init: str | None, pair_weight: float | None) -> None:
     """Train HiVES: stage 1 within theories, then stage 2 across theories."""
     from valueflow.embed import TrainConfig, train_hives
     from valueflow.vidb import load_vidb
@@ -53,9 +60,27 @@ def train(base: str, out: str, source: str, mode: str, head_input: str | None,
             cfg.epochs = epochs
         if lr is not None:
             cfg.lr = lr
+        if pair_weight is not None:
+            cfg.pair_weight = pair_weight
         cfg.validate()  # before loading anything
-        vidb = load_vidb(source)
-        folder = finetune_encoder(vidb, out, cfg, base=base, holdout=holdout, resume=resume)
+        start = None
+        if init is not None:
+            from valueflow.embed._model import default_model_dir
+
+            start = default_model_dir() if init == "default" else Path(init)
+            if not start.is_dir():
+                raise click.BadParameter(f"{init} is not a folder",
+                                         param_hint="--init (a model folder or 'default')")
+        if source == "seed":
+            # the shipped judge's training set: the seed with its minimal pairs and the
+            # stance pairs of all values but the held-out ones
+            from valueflow.vidb._seed import judge_training_frame
+
+            vidb = judge_training_frame()
+        else:
+            vidb = load_vidb(source)
+        folder = finetune_encoder(vidb, out, cfg, base=base, holdout=holdout, resume=resume,
+                                  init=start)
         click.echo(f"saved the fine-tuned encoder and value heads to {folder}")
         return
     opts: dict[str, object] = {"base": base, "mode": mode, "holdout": holdout, "seed": seed}

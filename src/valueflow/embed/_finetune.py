@@ -8,6 +8,10 @@ with two losses on the same mean-pooled, L2-normalised embedding ``z``:
   share no cross-theory anchor with it with 0 (weight ``off_weight``: a text about loyalty
   says nothing about hedonism); values linked to its own are left out (a text against a
   friend is against several of them at once).
+- **stance pairs** (``pair_weight``): texts that share a ``pair`` id (minimal pairs: the same
+  situation with the opposite stance, a negation, a refusal, a sarcastic twist) are batched
+  together and their own value's outputs are pushed apart in the order of their intensities
+  (logistic loss on the difference): the contrast the encoder finds hardest to see.
 - **hierarchy** (HiVES stage 1): the hierarchical contrastive loss over theory paths and
   direction, on the same batches (texts of similar token length: cheap on a CPU, with fewer
   positives per batch than theory-drawn batches would give).
@@ -72,6 +76,8 @@ class FineTuneConfig:
     """Texts per batch (batches hold texts of similar length: little padding)."""
     off_weight: float = 0.2
     """Weight of the 0 targets of a text for values not linked to its own."""
+    pair_weight: float = 0.0
+    """Weight of the pairwise stance loss on minimal pairs (rows sharing a ``pair`` id)."""
     hier_weight: float = 0.1
     """Weight of the hierarchical contrastive loss (0 turns it off)."""
     temperature: float = 0.1
@@ -112,11 +118,24 @@ def judge_targets(row_values: Sequence[str], intensity: NDArray[Any], values: Se
     return y, w
 
 
-def length_batches(lengths: NDArray[Any], rng: np.random.Generator, batch_size: int
-                   ) -> list[NDArray[np.int64]]:
+def length_batches(lengths: NDArray[Any], rng: np.random.Generator, batch_size: int,
+                   groups: NDArray[Any] | None = None) -> list[NDArray[np.int64]]:
     """One epoch of batches of texts of similar token length (sorted with a little noise, cut
-    into batches, batches shuffled): every row once, little padding."""
-    noisy = np.asarray(lengths, float) + rng.uniform(0, 4, len(lengths))
+    into batches, batches shuffled): every row once, little padding.
+
+    Rows with the same non-negative ``groups`` id (a minimal pair) share one sort key and so
+    land next to each other, in one batch unless a batch boundary falls between them."""
+    lengths = np.asarray(lengths, float)
+    noisy = lengths + rng.uniform(0, 4, len(lengths))
+    if groups is not None:
+        g = np.asarray(groups)
+        grouped = g >= 0
+        if grouped.any():
+            keys, inv = np.unique(g[grouped], return_inverse=True)
+            mean_len = np.bincount(inv, lengths[grouped]) / np.bincount(inv)
+            noisy[grouped] = (mean_len + rng.uniform(0, 4, len(keys)))[inv]
+            # a tiny per-group offset keeps a group's rows together among equal keys
+            noisy[grouped] += (inv + 1) * 1e-7
     order = np.argsort(noisy, kind="stable")
     batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
     return [batches[j] for j in rng.permutation(len(batches))]
@@ -128,9 +147,10 @@ def _say(msg: str) -> None:
 
 def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfig | None = None,
                      *, base: str | None = None, values: Sequence[str] | None = None,
-                     holdout: float = 0.0, resume: bool = True, verbose: bool = True) -> Path:
-    """Fine-tune the encoder on ``frame`` (``text``, ``value``, ``intensity``; optional ``node``)
-    and write the adapter, the value heads and ``hives.json`` into the folder ``out``.
+                     holdout: float = 0.0, resume: bool = True, verbose: bool = True,
+                     init: str | Path | None = None) -> Path:
+    """Fine-tune the encoder on ``frame`` (``text``, ``value``, ``intensity``; optional ``node``
+    and ``pair``) and write the adapter, the value heads and ``hives.json`` into ``out``.
 
     Args:
         frame: Training VIDB.
@@ -141,6 +161,9 @@ def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfi
         values: Values with heads (default: every value in ``frame``).
         holdout: Share of texts kept out of training (``heldout_split`` with the config's
             seed, recorded in ``hives.json`` so ``hives evaluate`` uses the same split).
+        init: A model folder written by this function to start from (its adapter and value
+            heads; same rank, adapted blocks and values): continue training a shipped judge
+            on new data instead of starting over.
 
     Returns:
         The folder.
@@ -192,6 +215,8 @@ def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfi
     heads = torch.nn.Linear(dim, len(head_values)).to(device)
     torch.nn.init.zeros_(heads.weight)
     torch.nn.init.zeros_(heads.bias)
+    if init is not None:
+        _warm_start(Path(init), bert, heads, head_values)
     hier = HierarchicalContrastiveLoss(temperature=cfg.temperature)
     lora_params = [p for p in bert.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([{"params": lora_params, "lr": cfg.lr},
@@ -206,7 +231,9 @@ def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfi
         for i, h in zip(todo, _lower_states(bert, tok, sub, k0, device, verbose), strict=True):
             memo[texts[i]] = h
     lower = [memo[t] for t in texts]
-    epoch_batches = [length_batches(lengths, rng, cfg.batch_size) for _ in range(cfg.epochs)]
+    pair_ids = _pair_ids(frame)
+    epoch_batches = [length_batches(lengths, rng, cfg.batch_size, pair_ids if cfg.pair_weight > 0
+                                    else None) for _ in range(cfg.epochs)]
     total = sum(len(b) for b in epoch_batches)
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
@@ -229,6 +256,9 @@ def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfi
         start_epoch, step = int(state["epoch"]), int(state["step"])
         if verbose:
             _say(f"resuming after epoch {start_epoch} (step {step})")
+    col_of = {v: i for i, v in enumerate(head_values)}
+    own_col = np.array([col_of.get(v, -1) for v in row_values])
+    intensity = frame["intensity"].to_numpy(float)
     levels_t = torch.as_tensor(labels.levels, device=device)
     dir_t = torch.as_tensor(labels.direction, device=device)
     y_t = torch.as_tensor(y_all, device=device)
@@ -247,6 +277,15 @@ def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfi
             loss = ((pred - y_t[it]) ** 2 * w_t[it]).sum() / w_t[it].sum().clamp(min=1e-9)
             if cfg.hier_weight > 0:
                 loss = loss + cfg.hier_weight * hier(z, levels_t[it], dir_t[it])
+            if cfg.pair_weight > 0:
+                i_, j_, sgn = _batch_pairs(pair_ids[idx], own_col[idx], intensity[idx])
+                if len(i_):
+                    c = torch.as_tensor(own_col[idx][i_], device=device)
+                    diff = (pred[torch.as_tensor(i_, device=device), c]
+                            - pred[torch.as_tensor(j_, device=device), c])
+                    margin = torch.as_tensor(sgn, device=device, dtype=diff.dtype) * diff
+                    loss = loss + cfg.pair_weight * torch.nn.functional.softplus(
+                        -PAIR_SCALE * margin).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(lora_params, 1.0)
@@ -276,10 +315,89 @@ def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfi
     meta = {"name": "hives", "kind": "lora", "base": str(base or DEFAULT_BASE),
             "config": asdict(cfg), "n_train_texts": len(frame), "values": head_values,
             "trained_on": sorted(set(frame["source"].astype(str))) if "source" in frame else [],
-            "steps": step, "holdout": holdout, "split_seed": cfg.seed}
+            "steps": step, "holdout": holdout, "split_seed": cfg.seed,
+            "continued_from": _model_fingerprint(Path(init)) if init is not None else None}
     (folder / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     ckpt.unlink(missing_ok=True)
     return folder
+
+
+#: Logits per unit of head output (intensity / 10) in the pairwise stance loss: a pair whose
+#: outputs differ by 0.3 (3 intensity points) in the right order costs about e^-3.
+PAIR_SCALE = 10.0
+
+
+def _pair_ids(frame: pd.DataFrame) -> NDArray[np.int64]:
+    """Integer pair id per row (-1 for rows without one) from the optional ``pair`` column;
+    ids are taken per value, so pairs of different values never mix."""
+    import pandas as pd
+
+    if "pair" not in frame:
+        return np.full(len(frame), -1, np.int64)
+    key = frame["value"].astype(str) + "\x1f" + frame["pair"].astype(str)
+    has = frame["pair"].notna() & frame["pair"].astype(str).str.strip().ne("")
+    codes = np.full(len(frame), -1, np.int64)
+    codes[has.to_numpy()] = pd.factorize(key[has])[0]
+    return codes
+
+
+def _batch_pairs(pair: NDArray[Any], col: NDArray[Any], y: NDArray[Any]
+                 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Positions ``i, j`` of the rows in one batch that form a pair (same pair id, a value
+    with a head, different intensities) and the sign of ``y_i - y_j``."""
+    out_i: list[int] = []
+    out_j: list[int] = []
+    seen: dict[int, list[int]] = {}
+    for pos, p in enumerate(pair):
+        if p >= 0 and col[pos] >= 0:
+            seen.setdefault(int(p), []).append(pos)
+    for members in seen.values():
+        for a_, a in enumerate(members):
+            for b in members[a_ + 1:]:
+                if y[a] != y[b]:
+                    out_i.append(a)
+                    out_j.append(b)
+    i = np.array(out_i, np.int64)
+    j = np.array(out_j, np.int64)
+    return i, j, np.sign(y[i] - y[j]) if len(i) else np.zeros(0)
+
+
+def _model_fingerprint(folder: Path) -> dict[str, Any]:
+    """What a continued model started from: the first 16 hex digits of its adapter's SHA-256
+    and what that model was trained on."""
+    import hashlib
+
+    meta_file = folder / "hives.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+    return {"adapter_sha256": hashlib.sha256((folder / ADAPTER_FILE).read_bytes()).hexdigest()[:16],
+            "n_train_texts": meta.get("n_train_texts"), "trained_on": meta.get("trained_on"),
+            "continued_from": meta.get("continued_from")}
+
+
+def _warm_start(folder: Path, bert: Any, heads: Any, head_values: list[str]) -> None:
+    """Load the adapter and value heads of a model folder into a model being trained."""
+    import torch
+
+    from valueflow.embed._lora import load_adapter, load_lora_state
+
+    adapter, head_file = folder / ADAPTER_FILE, folder / HEADS_FILE
+    if not adapter.is_file() or not head_file.is_file():
+        raise DataError(f"{folder} is not a fine-tuned model folder (no {ADAPTER_FILE} / "
+                        f"{HEADS_FILE})", hint="give a folder written by finetune_encoder")
+    try:
+        load_lora_state(bert, load_adapter(adapter))
+    except ValueError as exc:
+        raise ConfigError(f"cannot start from {folder}: {exc}",
+                          hint="use the rank and train_layers it was trained with") from exc
+    with np.load(head_file) as z:
+        values = [str(v) for v in z["values"]]
+        if values != list(head_values):
+            raise ConfigError(f"cannot start from {folder}: its heads are for other values "
+                              f"({len(values)} vs {len(head_values)})",
+                              hint="train on the same values (values=...)")
+        with torch.no_grad():
+            heads.weight.copy_(torch.as_tensor(z["W"]))
+            heads.bias.copy_(torch.as_tensor(z["b"]))
 
 
 #: Frozen-block outputs by (base, first trained block, token limit) and text, kept for the

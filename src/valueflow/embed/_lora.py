@@ -112,6 +112,27 @@ def load_adapter(path: str | Path) -> dict[str, torch.Tensor]:
     return {k: v.float() for k, v in load_file(str(path)).items()}
 
 
+def load_lora_state(model: nn.Module, state: dict[str, Any]) -> int:
+    """Set the LoRA layers of ``model`` to a saved adapter (the inverse of :func:`lora_state`:
+    ``B`` was saved with the scale folded in). Returns the number of layers set; every LoRA
+    layer of ``model`` must be in ``state`` with the same rank and shapes."""
+    n = 0
+    with torch.no_grad():
+        for name, mod in model.named_modules():
+            if not isinstance(mod, LoRALinear):
+                continue
+            a, b = state.get(f"{name}.A"), state.get(f"{name}.B")
+            if a is None or b is None:
+                raise ValueError(f"the adapter has no layer {name!r} (trained on other blocks?)")
+            if tuple(a.shape) != tuple(mod.A.shape) or tuple(b.shape) != tuple(mod.B.shape):
+                raise ValueError(f"adapter layer {name!r} has rank {a.shape[0]}, this model "
+                                 f"{mod.rank}")
+            mod.A.copy_(a.float())
+            mod.B.copy_(b.float() / mod.scale)
+            n += 1
+    return n
+
+
 def merge_adapter(model: nn.Module, state: dict[str, Any]) -> int:
     """Add each adapter's ``B @ A`` into the matching plain linear weight of ``model``.
 

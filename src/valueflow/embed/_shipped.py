@@ -286,7 +286,8 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
     judge (developers), with interval widths from out-of-register predictions.
 
     Args:
-        model_dir: Folder written by ``finetune_encoder`` (trained on the seed VIDB).
+        model_dir: Folder written by ``finetune_encoder`` (trained on
+            :func:`valueflow.vidb._seed.judge_training_frame`).
         calibration: ``predictions.csv`` of ``benchmarks/bench_register_heldout.py`` (columns
             ``judge``, ``register``, ``value``, ``intensity``, ``pred``): the residuals of
             models that never saw the texts' registers. Without it the widths are wide (8).
@@ -299,7 +300,7 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
 
     from valueflow.embed._finetune import ADAPTER_FILE, HEADS_FILE
     from valueflow.embed._judge import conformal_widths, fit_calibration
-    from valueflow.vidb import load_seed
+    from valueflow.vidb._seed import judge_training_frame
 
     src = Path(model_dir)
     dst = Path(out) if out is not None else default_model_dir()
@@ -329,17 +330,22 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
                    f"{np.mean(np.sign(p[d]) == np.sign(y[d])):.2f}; raw outputs mapped to the "
                    f"mean intensity they had there (x{float(raw @ y) / float(raw @ raw):.1f} "
                    f"on average)")
-    seed = load_seed()
+    train = judge_training_frame()
+    n_seed = int(train["source"].eq("valueflow-seed").sum())
+    n_pairs = int(train["source"].eq("valueflow-stance").sum()) // 2
     real = ""
     if validity:
         real = "; on human-made data we did not write: " + ", ".join(
             f"{k} {v}" for k, v in validity.items())
     desc = (f"local judge: value heads on the bundled MiniLM fine-tuned with LoRA adapters, "
-            f"trained on the ValueFlow seed VIDB ({len(seed)} texts written by the developers "
-            f"in 12 registers, with authored intensities, not measured judgments){heldout}{real}")
+            f"trained on the ValueFlow seed VIDB ({n_seed} texts written by the developers "
+            f"in 12 registers, with authored intensities, not measured judgments) and "
+            f"{n_pairs} minimal pairs on stance (negation, refusal, approval or regret, "
+            f"sarcasm) for {train.loc[train['source'].eq('valueflow-stance'), 'value'].nunique()}"
+            f" values{heldout}{real}")
     info = {"widths": widths, "calibration": cal.to_json() if cal is not None else None,
-            "description": desc, "seed_hash": texts_hash(
-        seed["text"].astype(str).tolist()), "validity": validity or {}}
+            "description": desc, "seed_hash": texts_hash(train["text"].astype(str).tolist()),
+            "validity": validity or {}}
     (dst / JUDGE_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
     (dst / "head.npz").unlink(missing_ok=True)  # the head-on-frozen-features model it replaces
     _default_judge.cache_clear()
@@ -348,17 +354,17 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
 
 def write_shipped_relevance(folder: str | Path | None = None, *, lam: float = 10.0,
                             none_weight: float = 10.0) -> Path:
-    """Fit the relevance heads of the judge in ``folder`` (default: the shipped one) on the
-    seed VIDB and the everyday value-free texts (:func:`valueflow.vidb._seed.
+    """Fit the relevance heads of the judge in ``folder`` (default: the shipped one) on what
+    the judge was trained on (:func:`valueflow.vidb._seed.judge_training_frame`: the seed VIDB
+    and the stance pairs) and the everyday value-free texts (:func:`valueflow.vidb._seed.
     load_neutral_texts`) and write them there as ``relevance.npz`` (developers; a few minutes
     on a 2-core CPU: it encodes the seed once). The hashes of both are stored with them, so a
     test fails while they are stale."""
-    from valueflow.vidb import load_seed
-    from valueflow.vidb._seed import load_neutral_texts
+    from valueflow.vidb._seed import judge_training_frame, load_neutral_texts
 
     path = Path(folder) if folder is not None else default_model_dir()
     judge = load_judge_dir(path)
-    seed = load_seed()
+    seed = judge_training_frame()
     texts = seed["text"].astype(str).tolist()
     neutral = load_neutral_texts()["text"].astype(str).tolist()
     z = judge.embed(texts + neutral).astype(np.float64)

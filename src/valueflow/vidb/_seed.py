@@ -11,8 +11,18 @@ from valueflow.vidb._frame import normalize_vidb_frame
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SEED_LICENSE", "SEED_PROVENANCE", "load_neutral_texts", "load_seed", "seed_register",
-           "seed_registers"]
+__all__ = [
+    "SEED_LICENSE",
+    "SEED_PROVENANCE",
+    "STANCE_HELDOUT",
+    "judge_training_frame",
+    "load_neutral_texts",
+    "load_seed",
+    "load_stance_pairs",
+    "seed_pair_ids",
+    "seed_register",
+    "seed_registers",
+]
 
 SEED_PROVENANCE = (
     "seed VIDB written by the ValueFlow developers; intensities are authored by hand, "
@@ -98,3 +108,110 @@ def load_neutral_texts() -> pd.DataFrame:
         return pd.DataFrame({"text": [], "register": []})
     out = pd.concat(frames, ignore_index=True)[["text", "register"]]
     return out.dropna(subset=["text"]).reset_index(drop=True)
+
+
+#: Values whose stance pairs the shipped judge never trains on: they are written by another
+#: hand than the rest and test whether the stance it learned carries over to values (and an
+#: author) it was not shown (``load_stance_pairs(split="heldout")``).
+STANCE_HELDOUT = frozenset({
+    "mft:liberty_oppression", "rights:cultural_rights", "rights:social_group_solidarity_rights",
+    "ross:gratitude", "ross:self_improvement", "schwartz:face", "schwartz:security",
+    "schwartz:universalism"})
+
+
+def _read_csv_files(sub: str) -> list[tuple[str, pd.DataFrame]]:
+    import pandas as pd
+
+    folder = resources.files("valueflow.vidb") / "data" / sub
+    out = []
+    if folder.is_dir():
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".csv"):
+                with entry.open("r", encoding="utf-8") as fh:
+                    out.append((entry.name, pd.read_csv(fh, keep_default_na=False,
+                                                        na_values=[""])))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _stance_frame() -> pd.DataFrame:
+    import pandas as pd
+
+    frames = []
+    for name, raw in _read_csv_files("stance"):
+        extra = raw[["pair", "contrast", "register"]].astype(str)
+        norm = normalize_vidb_frame(
+            raw.drop(columns=["pair", "contrast"]).assign(
+                dataset="stance/" + raw["register"].astype(str)).drop(columns=["register"]),
+            source_name=f"stance/{name}", source="valueflow-stance", license=SEED_LICENSE,
+            provenance=SEED_PROVENANCE, source_kind="seed")
+        norm["pair"] = f"stance/{name.removesuffix('.csv')}:" + extra["pair"].loc[norm.index]
+        norm["contrast"] = extra["contrast"].loc[norm.index].to_numpy()
+        norm["register"] = extra["register"].loc[norm.index].to_numpy()
+        frames.append(norm)
+    if not frames:
+        return pd.DataFrame(columns=["text", "value", "intensity", "pair", "contrast",
+                                     "register"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_stance_pairs(split: str = "all") -> pd.DataFrame:
+    """Minimal pairs written by the ValueFlow developers to teach stance: two texts about the
+    same situation with opposite (or, for ``contrast == "degree"``, much weaker) stance toward
+    one value — a negation, a refusal, approval against regret, sarcasm, two values in
+    conflict. VIDB columns plus ``pair`` (shared by the two texts), ``contrast`` and
+    ``register``.
+
+    Args:
+        split: ``"all"``, ``"train"`` (the values the shipped judge trains on) or
+            ``"heldout"`` (:data:`STANCE_HELDOUT`, kept out of its training).
+    """
+    if split not in ("all", "train", "heldout"):
+        from valueflow.errors import ConfigError
+
+        raise ConfigError(f"unknown stance split {split!r}", hint="all, train or heldout")
+    df = _stance_frame()
+    if split != "all":
+        held = df["value"].isin(STANCE_HELDOUT)
+        df = df[held if split == "heldout" else ~held]
+    return df.reset_index(drop=True).copy()
+
+
+@lru_cache(maxsize=1)
+def _seed_pair_map() -> dict[tuple[str, str], str]:
+    from valueflow.theories import resolve_value
+
+    out: dict[tuple[str, str], str] = {}
+    for name, raw in _read_csv_files("seed"):
+        if "pair" not in raw.columns:
+            continue
+        for value, text, pair in zip(raw["value"], raw["text"], raw["pair"], strict=True):
+            if isinstance(pair, str) and pair.strip():
+                out[(resolve_value(str(value)).id, str(text).strip())] = f"seed/{name}:{pair}"
+    return out
+
+
+def seed_pair_ids(frame: pd.DataFrame) -> pd.Series:
+    """The minimal-pair id of each row of a seed frame (``None`` where the row has no pair):
+    the seed v2 files pair some texts with an opposite-stance twin."""
+    import pandas as pd
+
+    pairs = _seed_pair_map()
+    return pd.Series([pairs.get((str(v), str(t))) for v, t in
+                      zip(frame["value"], frame["text"], strict=True)], index=frame.index,
+                     dtype=object)
+
+
+def judge_training_frame(stance: str = "train") -> pd.DataFrame:
+    """What the shipped local judge is trained on: the seed VIDB with its minimal-pair ids and
+    the stance pairs of ``stance`` (``"train"``: all but :data:`STANCE_HELDOUT`; ``"all"``;
+    ``"none"``). Columns: the VIDB columns, ``pair`` (``None`` for unpaired texts) and
+    ``register``."""
+    import pandas as pd
+
+    seed = load_seed()
+    seed = seed.assign(pair=seed_pair_ids(seed), register=seed_registers(seed).to_numpy())
+    if stance == "none":
+        return seed
+    extra = load_stance_pairs(stance).drop(columns=["contrast"])
+    return pd.concat([seed, extra[seed.columns]], ignore_index=True)
