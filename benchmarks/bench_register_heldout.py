@@ -18,7 +18,7 @@ split-conformal interval widths are calibrated on
         [--epochs 3] [--train-layers 4] [--off-weight 0.2] [--pair-weight W] [--stance none]
 
 The training side is :func:`valueflow.vidb._seed.judge_training_frame` (the seed with its
-minimal-pair ids and, unless ``--stance none``, the stance pairs of the training values)
+minimal-pair ids and, with ``--stance train``, the stance pairs of the training values)
 without the held-out registers; the test side is the seed's held-out registers.
 """
 
@@ -59,9 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pair-weight", type=float, default=None,
                     help="weight of the pairwise stance loss (default: the shipped recipe's)")
-    ap.add_argument("--stance", choices=["train", "none"], default="train",
-                    help="also train on the stance pairs of the training values (their "
-                         "held-out registers are left out like the seed's)")
+    ap.add_argument("--stance", choices=["train", "none"], default="none",
+                    help="train: also train on the stance pairs of all but the STANCE_HELDOUT "
+                         "values (their held-out registers are left out like the seed's); "
+                         "none: the shipped recipe")
+    ap.add_argument("--neutral", action="store_true",
+                    help="also train every head to 0 on the everyday value-free texts")
     args = ap.parse_args(argv)
 
     import pandas as pd
@@ -72,13 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     from valueflow.embed._shipped import load_judge_dir
     from valueflow.embed._validity import score_by_value
     from valueflow.vidb import load_seed
-    from valueflow.vidb._seed import judge_training_frame, seed_registers
+    from valueflow.vidb._seed import judge_training_frame, load_neutral_texts, seed_registers
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     seed = load_seed()
     reg = seed_registers(seed)
     pool = judge_training_frame(args.stance)
+    neutral = load_neutral_texts()["text"].astype(str).tolist() if args.neutral else []
     groups = register_groups(sorted(set(reg)), args.groups, args.seed)
     rows = []
     for g, held in enumerate(groups):
@@ -94,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.pair_weight is not None:
             cfg.pair_weight = args.pair_weight
         if not (folder / "heads.npz").is_file():
-            finetune_encoder(train, folder, cfg)
+            finetune_encoder(train, folder, cfg, neutral=neutral)
         tuned = load_judge_dir(folder)
         base = ValueJudge.untrained(load_hives("base")).refit(
             train.drop(columns=["pair", "register"]))

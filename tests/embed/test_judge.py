@@ -152,10 +152,12 @@ def test_stance_pairs_are_well_formed_and_the_heldout_values_stay_out_of_trainin
         assert contrast == "degree" or a * b <= 0, g[["text", "intensity"]]
     held = load_stance_pairs("heldout")
     assert set(held["value"]) == set(STANCE_HELDOUT)
-    train = judge_training_frame()
+    train = judge_training_frame("train")
     assert not set(train["text"]) & set(held["text"]) - set(load_seed()["text"])
     assert len(train) == len(load_seed()) + len(load_stance_pairs("train"))
     assert train["pair"].notna().sum() > len(load_stance_pairs("train"))  # seed pairs kept
+    shipped = judge_training_frame()  # the shipped recipe: the seed and its own pairs
+    assert len(shipped) == len(load_seed()) and shipped["pair"].notna().sum() > 1000
 
 
 def test_conformal_widths_split_by_prediction_strength():
@@ -241,11 +243,12 @@ def test_judge_shrinks_intensities_of_texts_its_relevance_heads_find_irrelevant(
                        {"*": [5.0, 4.0, 3.0]}, "local judge", relevance=rel)
     plain = ValueJudge(model, W, np.zeros(2), ["ross:fidelity", "schwartz:power"],
                        {"*": [5.0, 4.0, 3.0]}, "local judge")
-    # relevance 0.05 < floor 0.2: a quarter of the intensity; 0.9 >= floor: unchanged
+    # relevance 0.05 < floor 0.3: a sixth of the intensity; 0.9 >= floor: unchanged
+    assert judge.floor == 0.3
     assert np.allclose(judge.score(texts, "fidelity")[:, 0],
-                       0.25 * plain.score(texts, "fidelity")[:, 0])
+                       plain.score(texts, "fidelity")[:, 0] / 6)
     assert np.allclose(judge.score(texts, "power")[:, 0], plain.score(texts, "power")[:, 0])
-    assert np.allclose(judge.score_all(texts), plain.score_all(texts) * [0.25, 1.0])
+    assert np.allclose(judge.score_all(texts), plain.score_all(texts) * [1 / 6, 1.0])
     r = judge.relevance(texts[:3], ["schwartz:power", "ross:fidelity"])
     assert np.allclose(r, [[0.9, 0.05]] * 3)
     assert np.isnan(plain.relevance(texts[:2])).all()  # no heads: unknown, not 0 or 1
@@ -520,17 +523,18 @@ def test_local_judge_learns_the_vidb_it_is_given_and_caches_the_refit(tmp_path, 
 
 
 def test_shipped_judge_matches_the_seed_vidb():
-    """Changing the seed without retraining would ship a judge trained on other texts."""
+    """Changing the seed or the stance pairs without retraining would ship a judge trained on
+    other texts."""
     from valueflow.embed._model import default_model_dir
     from valueflow.embed._shipped import JUDGE_FILE, texts_hash
-    from valueflow.vidb import load_seed
+    from valueflow.vidb._seed import judge_training_frame
 
     folder = default_model_dir()
     info = json.loads((folder / JUDGE_FILE).read_text(encoding="utf-8"))
-    seed = load_seed()
-    assert info["seed_hash"] == texts_hash(seed["text"].astype(str).tolist())
+    train = judge_training_frame()
+    assert info["seed_hash"] == texts_hash(train["text"].astype(str).tolist())
     meta = json.loads((folder / "hives.json").read_text(encoding="utf-8"))
-    assert meta["kind"] == "lora" and meta["n_train_texts"] == len(seed)
+    assert meta["kind"] == "lora" and meta["n_train_texts"] == len(train)
     from valueflow.embed._shipped import RELEVANCE_FILE
     from valueflow.vidb._seed import load_neutral_texts
 
@@ -581,7 +585,9 @@ def test_a_finetune_continues_from_a_model_and_trains_on_minimal_pairs(tmp_path)
     frame = frame.iloc[:48].reset_index(drop=True)  # 24 whole pairs
     cfg = FineTuneConfig(rank=4, alpha=8, train_layers=1, batch_size=8, max_steps=3, lr=5e-3,
                          pair_weight=1.0)
-    first = finetune_encoder(frame, tmp_path / "a", cfg, verbose=False)
+    everyday = ["The bus leaves at nine.", "Can you pass the salt?", "It rained all day."]
+    first = finetune_encoder(frame, tmp_path / "a", cfg, verbose=False, neutral=everyday)
+    assert json.loads((first / "hives.json").read_text(encoding="utf-8"))["n_neutral_texts"] == 3
     # no steps from a model: the adapter and heads are the model's (the scale round-trips)
     cfg0 = FineTuneConfig(rank=4, alpha=8, train_layers=1, batch_size=8, max_steps=0)
     same = finetune_encoder(frame, tmp_path / "b", cfg0, init=first, verbose=False)

@@ -100,8 +100,11 @@ def _run(dialogue):
 def test_a_tradition_and_security_persona_is_recognised_and_unrelated_turns_move_nothing():
     pytest.importorskip("sentence_transformers")
     tracker, updates = _run(TRADITION_SECURITY)
-    top3 = list(tracker.top(3)["value"])
-    assert {"schwartz:tradition", "schwartz:security"} <= set(top3), tracker.top(6)
+    # among the top 4 of 32: sanctity, tradition's neighbour in moral foundations, may come
+    # between them (the judge of 2026-12-03: tradition 4.2, authority 3.9, sanctity 3.6,
+    # security 3.5)
+    top4 = list(tracker.top(4)["value"])
+    assert {"schwartz:tradition", "schwartz:security"} <= set(top4), tracker.top(6)
     for (text, laden), upd in zip(TRADITION_SECURITY, updates, strict=True):
         if not laden:
             assert not upd.moved(0.5), (text, upd.moved(0.5))

@@ -72,8 +72,7 @@ def train(base: str, out: str, source: str, mode: str, head_input: str | None,
                 raise click.BadParameter(f"{init} is not a folder",
                                          param_hint="--init (a model folder or 'default')")
         if source == "seed":
-            # the shipped judge's training set: the seed with its minimal pairs and the
-            # stance pairs of all values but the held-out ones
+            # the shipped judge's training set: the seed with its minimal-pair ids
             from valueflow.vidb._seed import judge_training_frame
 
             vidb = judge_training_frame()

@@ -76,8 +76,10 @@ class FineTuneConfig:
     """Texts per batch (batches hold texts of similar length: little padding)."""
     off_weight: float = 0.2
     """Weight of the 0 targets of a text for values not linked to its own."""
-    pair_weight: float = 0.0
+    pair_weight: float = 0.2
     """Weight of the pairwise stance loss on minimal pairs (rows sharing a ``pair`` id)."""
+    neutral_weight: float = 1.0
+    """Weight of the 0 targets of value-free texts (``neutral=``) on every value head."""
     hier_weight: float = 0.1
     """Weight of the hierarchical contrastive loss (0 turns it off)."""
     temperature: float = 0.1
@@ -148,7 +150,7 @@ def _say(msg: str) -> None:
 def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfig | None = None,
                      *, base: str | None = None, values: Sequence[str] | None = None,
                      holdout: float = 0.0, resume: bool = True, verbose: bool = True,
-                     init: str | Path | None = None) -> Path:
+                     init: str | Path | None = None, neutral: Sequence[str] = ()) -> Path:
     """Fine-tune the encoder on ``frame`` (``text``, ``value``, ``intensity``; optional ``node``
     and ``pair``) and write the adapter, the value heads and ``hives.json`` into ``out``.
 
@@ -158,12 +160,16 @@ def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfi
             a rerun continues after the last finished epoch.
         config: Settings (default :class:`FineTuneConfig`).
         base: Base encoder (default: the bundled MiniLM).
-        values: Values with heads (default: every value in ``frame``).
+        values: Values with heads (default: every value in ``frame``; with ``init``, the
+            model's values).
         holdout: Share of texts kept out of training (``heldout_split`` with the config's
             seed, recorded in ``hives.json`` so ``hives evaluate`` uses the same split).
         init: A model folder written by this function to start from (its adapter and value
             heads; same rank, adapted blocks and values): continue training a shipped judge
             on new data instead of starting over.
+        neutral: Texts that express no value (greetings, logistics, questions of fact): every
+            head learns 0 for them (weight ``neutral_weight``); the hierarchical loss sees them
+            as negatives only.
 
     Returns:
         The folder.
@@ -205,12 +211,30 @@ def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfi
     add_lora(bert, cfg.rank, cfg.alpha, cfg.lora_dropout, layers=range(k0, n_layers))
     bert.to(device)
 
+    if values is None and init is not None and (Path(init) / HEADS_FILE).is_file():
+        with np.load(Path(init) / HEADS_FILE) as z:  # continue every head of the model
+            values = [str(v) for v in z["values"]]
     head_values = sorted(set(values) if values is not None else set(frame["value"].astype(str)))
     texts = frame["text"].astype(str).tolist()
     row_values = frame["value"].astype(str).tolist()
     y_all, w_all = judge_targets(row_values, frame["intensity"].to_numpy(float), head_values,
                                  _linked_values(), cfg.off_weight)
     labels = build_labels(frame)
+    levels, direction = labels.levels, labels.direction
+    pair_ids = _pair_ids(frame)
+    intensity = frame["intensity"].to_numpy(float)
+    neutral = [t for t in dict.fromkeys(str(t) for t in neutral) if t.strip()]
+    if neutral:
+        k = len(head_values)
+        texts = texts + neutral
+        row_values = row_values + [""] * len(neutral)
+        y_all = np.vstack([y_all, np.zeros((len(neutral), k), np.float32)])
+        w_all = np.vstack([w_all, np.full((len(neutral), k), cfg.neutral_weight, np.float32)])
+        # direction 0: never a positive of anything in the hierarchical loss
+        levels = np.vstack([levels, np.repeat(levels[:1], len(neutral), 0)])
+        direction = np.concatenate([direction, np.zeros(len(neutral), direction.dtype)])
+        pair_ids = np.concatenate([pair_ids, np.full(len(neutral), -1, np.int64)])
+        intensity = np.concatenate([intensity, np.zeros(len(neutral))])
     dim = int(bert.config.hidden_size)
     heads = torch.nn.Linear(dim, len(head_values)).to(device)
     torch.nn.init.zeros_(heads.weight)
@@ -231,7 +255,6 @@ def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfi
         for i, h in zip(todo, _lower_states(bert, tok, sub, k0, device, verbose), strict=True):
             memo[texts[i]] = h
     lower = [memo[t] for t in texts]
-    pair_ids = _pair_ids(frame)
     epoch_batches = [length_batches(lengths, rng, cfg.batch_size, pair_ids if cfg.pair_weight > 0
                                     else None) for _ in range(cfg.epochs)]
     total = sum(len(b) for b in epoch_batches)
@@ -258,9 +281,8 @@ def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfi
             _say(f"resuming after epoch {start_epoch} (step {step})")
     col_of = {v: i for i, v in enumerate(head_values)}
     own_col = np.array([col_of.get(v, -1) for v in row_values])
-    intensity = frame["intensity"].to_numpy(float)
-    levels_t = torch.as_tensor(labels.levels, device=device)
-    dir_t = torch.as_tensor(labels.direction, device=device)
+    levels_t = torch.as_tensor(levels, device=device)
+    dir_t = torch.as_tensor(direction, device=device)
     y_t = torch.as_tensor(y_all, device=device)
     w_t = torch.as_tensor(w_all, device=device)
     t0 = time.monotonic()
@@ -313,7 +335,8 @@ def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfi
                         b=heads.bias.detach().cpu().numpy().astype(np.float32),
                         values=np.array(head_values))
     meta = {"name": "hives", "kind": "lora", "base": str(base or DEFAULT_BASE),
-            "config": asdict(cfg), "n_train_texts": len(frame), "values": head_values,
+            "config": asdict(cfg), "n_train_texts": len(frame), "n_neutral_texts": len(neutral),
+            "values": head_values,
             "trained_on": sorted(set(frame["source"].astype(str))) if "source" in frame else [],
             "steps": step, "holdout": holdout, "split_seed": cfg.seed,
             "continued_from": _model_fingerprint(Path(init)) if init is not None else None}

@@ -55,7 +55,7 @@ __all__ = ["RELEVANCE_FLOOR", "STRENGTH_EDGES", "Calibration", "RelevanceHeads",
 STRENGTH_EDGES = (3.0, 6.0)
 _CACHE_SIZE = 50_000
 #: Relevance below which a value's intensity is shrunk toward 0 (``min(1, p / floor)``).
-RELEVANCE_FLOOR = 0.2
+RELEVANCE_FLOOR = 0.3
 
 
 def _stratum(pred: NDArray[Any]) -> NDArray[np.int64]:

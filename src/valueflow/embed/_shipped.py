@@ -281,7 +281,9 @@ def load_local_scorer(path: str | Path | None = None, *, vidb: pd.DataFrame | st
 
 def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None = None,
                         validity: dict[str, Any] | None = None,
-                        out: str | Path | None = None) -> Path:
+                        out: str | Path | None = None,
+                        calibrated_on: str = "registers it never saw (register-held-out, "
+                                             "seed texts)") -> Path:
     """Copy a fine-tuned model folder into the package as the shipped HiVES model and local
     judge (developers), with interval widths from out-of-register predictions.
 
@@ -292,6 +294,7 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
             ``judge``, ``register``, ``value``, ``intensity``, ``pred``): the residuals of
             models that never saw the texts' registers. Without it the widths are wide (8).
         validity: Figures from ``benchmarks/bench_validity.py`` to state in the description.
+        calibrated_on: What the calibration predictions are, for the description.
         out: Target folder (default: the package's ``data/hives-minilm``).
     """
     import shutil
@@ -325,7 +328,7 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
         from scipy.stats import spearmanr
 
         d = y != 0
-        heldout = (f"; on registers it never saw (register-held-out, {len(y)} seed texts): "
+        heldout = (f"; on {calibrated_on}, {len(y)} texts: "
                    f"Spearman {spearmanr(y, p)[0]:.2f}, sign accuracy "
                    f"{np.mean(np.sign(p[d]) == np.sign(y[d])):.2f}; raw outputs mapped to the "
                    f"mean intensity they had there (x{float(raw @ y) / float(raw @ raw):.1f} "
@@ -337,12 +340,17 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
     if validity:
         real = "; on human-made data we did not write: " + ", ".join(
             f"{k} {v}" for k, v in validity.items())
+    stance = train.loc[train["source"].eq("valueflow-stance"), "value"].nunique()
+    meta = json.loads((src / "hives.json").read_text(encoding="utf-8"))
+    paired = (f"; its {int(train['pair'].notna().sum()) - 2 * n_pairs} paired texts (the same "
+              f"situation, opposite stance) also taught stance by a pairwise loss"
+              if meta.get("config", {}).get("pair_weight", 0) > 0 else "")
+    with_pairs = (f" and {n_pairs} minimal pairs on stance (negation, refusal, approval or "
+                  f"regret, sarcasm) for {stance} values" if n_pairs else "")
     desc = (f"local judge: value heads on the bundled MiniLM fine-tuned with LoRA adapters, "
             f"trained on the ValueFlow seed VIDB ({n_seed} texts written by the developers "
-            f"in 12 registers, with authored intensities, not measured judgments) and "
-            f"{n_pairs} minimal pairs on stance (negation, refusal, approval or regret, "
-            f"sarcasm) for {train.loc[train['source'].eq('valueflow-stance'), 'value'].nunique()}"
-            f" values{heldout}{real}")
+            f"in 12 registers, with authored intensities, not measured judgments{paired})"
+            f"{with_pairs}{heldout}{real}")
     info = {"widths": widths, "calibration": cal.to_json() if cal is not None else None,
             "description": desc, "seed_hash": texts_hash(train["text"].astype(str).tolist()),
             "validity": validity or {}}
@@ -353,10 +361,9 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
 
 
 def write_shipped_relevance(folder: str | Path | None = None, *, lam: float = 10.0,
-                            none_weight: float = 10.0) -> Path:
+                            none_weight: float = 30.0) -> Path:
     """Fit the relevance heads of the judge in ``folder`` (default: the shipped one) on what
-    the judge was trained on (:func:`valueflow.vidb._seed.judge_training_frame`: the seed VIDB
-    and the stance pairs) and the everyday value-free texts (:func:`valueflow.vidb._seed.
+    the judge was trained on (:func:`valueflow.vidb._seed.judge_training_frame`) and the everyday value-free texts (:func:`valueflow.vidb._seed.
     load_neutral_texts`) and write them there as ``relevance.npz`` (developers; a few minutes
     on a 2-core CPU: it encodes the seed once). The hashes of both are stored with them, so a
     test fails while they are stale."""

@@ -110,9 +110,10 @@ def load_neutral_texts() -> pd.DataFrame:
     return out.dropna(subset=["text"]).reset_index(drop=True)
 
 
-#: Values whose stance pairs the shipped judge never trains on: they are written by another
-#: hand than the rest and test whether the stance it learned carries over to values (and an
-#: author) it was not shown (``load_stance_pairs(split="heldout")``).
+#: Values whose stance pairs a judge trained with ``judge_training_frame("train")`` never
+#: sees: they are written by another hand than the rest and test whether the stance it learned
+#: carries over to values (and an author) it was not shown (``load_stance_pairs("heldout")``).
+#: The shipped judge trains on no stance pairs at all.
 STANCE_HELDOUT = frozenset({
     "mft:liberty_oppression", "rights:cultural_rights", "rights:social_group_solidarity_rights",
     "ross:gratitude", "ross:self_improvement", "schwartz:face", "schwartz:security",
@@ -202,11 +203,11 @@ def seed_pair_ids(frame: pd.DataFrame) -> pd.Series:
                      dtype=object)
 
 
-def judge_training_frame(stance: str = "train") -> pd.DataFrame:
-    """What the shipped local judge is trained on: the seed VIDB with its minimal-pair ids and
-    the stance pairs of ``stance`` (``"train"``: all but :data:`STANCE_HELDOUT`; ``"all"``;
-    ``"none"``). Columns: the VIDB columns, ``pair`` (``None`` for unpaired texts) and
-    ``register``."""
+def judge_training_frame(stance: str = "none") -> pd.DataFrame:
+    """A local judge's training set: the seed VIDB with its minimal-pair ids, plus the stance
+    pairs of ``stance`` (``"none"``: what the shipped judge trains on, so every stance pair is
+    a test for it; ``"train"``: all but :data:`STANCE_HELDOUT`; ``"all"``). Columns: the VIDB
+    columns, ``pair`` (``None`` for unpaired texts) and ``register``."""
     import pandas as pd
 
     seed = load_seed()
