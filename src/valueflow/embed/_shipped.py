@@ -334,15 +334,16 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
                    f"mean intensity they had there (x{float(raw @ y) / float(raw @ raw):.1f} "
                    f"on average)")
     train = judge_training_frame()
-    n_seed = int(train["source"].eq("valueflow-seed").sum())
-    n_pairs = int(train["source"].eq("valueflow-stance").sum()) // 2
+    in_seed = train["source"].eq("valueflow-seed")
+    n_seed = int(in_seed.sum())
+    n_pairs = int((~in_seed).sum()) // 2  # stance pairs, when the recipe trains on them
     real = ""
     if validity:
         real = "; on human-made data we did not write: " + ", ".join(
             f"{k} {v}" for k, v in validity.items())
-    stance = train.loc[train["source"].eq("valueflow-stance"), "value"].nunique()
+    stance = train.loc[~in_seed, "value"].nunique()
     meta = json.loads((src / "hives.json").read_text(encoding="utf-8"))
-    paired = (f"; its {int(train['pair'].notna().sum()) - 2 * n_pairs} paired texts (the same "
+    paired = (f"; its {int(train.loc[in_seed, 'pair'].notna().sum())} paired texts (the same "
               f"situation, opposite stance) also taught stance by a pairwise loss"
               if meta.get("config", {}).get("pair_weight", 0) > 0 else "")
     with_pairs = (f" and {n_pairs} minimal pairs on stance (negation, refusal, approval or "
@@ -363,8 +364,9 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
 def write_shipped_relevance(folder: str | Path | None = None, *, lam: float = 10.0,
                             none_weight: float = 30.0) -> Path:
     """Fit the relevance heads of the judge in ``folder`` (default: the shipped one) on what
-    the judge was trained on (:func:`valueflow.vidb._seed.judge_training_frame`) and the everyday value-free texts (:func:`valueflow.vidb._seed.
-    load_neutral_texts`) and write them there as ``relevance.npz`` (developers; a few minutes
+    the judge was trained on (:func:`valueflow.vidb._seed.judge_training_frame`) and the
+    everyday value-free texts (:func:`valueflow.vidb._seed.load_neutral_texts`, each counting
+    ``none_weight`` rows) and write them there as ``relevance.npz`` (developers; a few minutes
     on a 2-core CPU: it encodes the seed once). The hashes of both are stored with them, so a
     test fails while they are stale."""
     from valueflow.vidb._seed import judge_training_frame, load_neutral_texts

@@ -31,31 +31,44 @@ SEED_PROVENANCE = (
 SEED_LICENSE = "Apache-2.0"
 
 
+@lru_cache(maxsize=4)
+def _read_csv_files(sub: str) -> tuple[tuple[str, pd.DataFrame], ...]:
+    """``(file name, table)`` of every CSV file in the package folder ``data/<sub>``, in name
+    order, read once per process (callers must not modify the tables)."""
+    import pandas as pd
+
+    folder = resources.files("valueflow.vidb") / "data" / sub
+    out = []
+    if folder.is_dir():
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".csv"):
+                with entry.open("r", encoding="utf-8") as fh:
+                    out.append((entry.name, pd.read_csv(fh, keep_default_na=False,
+                                                        na_values=[""])))
+    return tuple(out)
+
+
 @lru_cache(maxsize=1)
 def _seed_frame() -> pd.DataFrame:
     import pandas as pd
 
-    folder = resources.files("valueflow.vidb") / "data" / "seed"
     frames = []
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".csv"):
-            with entry.open("r", encoding="utf-8") as fh:
-                raw = pd.read_csv(fh, keep_default_na=False, na_values=[""])
-            if "register" in raw.columns:
-                # seed v2 files tag each text's register: it becomes the row's dataset
-                raw = raw.assign(dataset="seed/" + raw.pop("register").astype(str))
-                raw = raw.drop(columns=["pair"], errors="ignore")
-            frames.append(
-                normalize_vidb_frame(
-                    raw,
-                    source_name=f"seed/{entry.name}",
-                    source="valueflow-seed",
-                    license=SEED_LICENSE,
-                    dataset=seed_register(entry.name),
-                    provenance=SEED_PROVENANCE,
-                    source_kind="seed",
-                )
+    for name, raw in _read_csv_files("seed"):
+        if "register" in raw.columns:
+            # seed v2 files tag each text's register: it becomes the row's dataset
+            raw = raw.assign(dataset="seed/" + raw["register"].astype(str)).drop(
+                columns=["register", "pair"], errors="ignore")
+        frames.append(
+            normalize_vidb_frame(
+                raw,
+                source_name=f"seed/{name}",
+                source="valueflow-seed",
+                license=SEED_LICENSE,
+                dataset=seed_register(name),
+                provenance=SEED_PROVENANCE,
+                source_kind="seed",
             )
+        )
     if not frames:
         return normalize_vidb_frame(
             pd.DataFrame({"text": [], "value": [], "intensity": []}), source_name="seed",
@@ -97,13 +110,7 @@ def load_neutral_texts() -> pd.DataFrame:
     rows (no value, no intensity)."""
     import pandas as pd
 
-    folder = resources.files("valueflow.vidb") / "data" / "neutral"
-    frames = []
-    if folder.is_dir():
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-            if entry.name.endswith(".csv"):
-                with entry.open("r", encoding="utf-8") as fh:
-                    frames.append(pd.read_csv(fh, keep_default_na=False, na_values=[""]))
+    frames = [raw for _, raw in _read_csv_files("neutral")]
     if not frames:
         return pd.DataFrame({"text": [], "register": []})
     out = pd.concat(frames, ignore_index=True)[["text", "register"]]
@@ -118,20 +125,6 @@ STANCE_HELDOUT = frozenset({
     "mft:liberty_oppression", "rights:cultural_rights", "rights:social_group_solidarity_rights",
     "ross:gratitude", "ross:self_improvement", "schwartz:face", "schwartz:security",
     "schwartz:universalism"})
-
-
-def _read_csv_files(sub: str) -> list[tuple[str, pd.DataFrame]]:
-    import pandas as pd
-
-    folder = resources.files("valueflow.vidb") / "data" / sub
-    out = []
-    if folder.is_dir():
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-            if entry.name.endswith(".csv"):
-                with entry.open("r", encoding="utf-8") as fh:
-                    out.append((entry.name, pd.read_csv(fh, keep_default_na=False,
-                                                        na_values=[""])))
-    return out
 
 
 @lru_cache(maxsize=1)
@@ -164,8 +157,9 @@ def load_stance_pairs(split: str = "all") -> pd.DataFrame:
     ``register``.
 
     Args:
-        split: ``"all"``, ``"train"`` (the values the shipped judge trains on) or
-            ``"heldout"`` (:data:`STANCE_HELDOUT`, kept out of its training).
+        split: ``"all"``, ``"train"`` (all values but :data:`STANCE_HELDOUT`, for a judge
+            trained with ``judge_training_frame("train")``) or ``"heldout"`` (those eight).
+            The shipped judge trains on none of them.
     """
     if split not in ("all", "train", "heldout"):
         from valueflow.errors import ConfigError
