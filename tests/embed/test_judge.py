@@ -597,6 +597,8 @@ def test_a_finetune_continues_from_a_model_and_trains_on_minimal_pairs(tmp_path)
         assert np.allclose(h1["W"], h2["W"]) and np.any(h1["W"] != 0)
     meta = json.loads((same / "hives.json").read_text(encoding="utf-8"))
     assert meta["continued_from"]["n_train_texts"] == 48
+    with pytest.raises(ConfigError, match="pair_weight=-1"):
+        FineTuneConfig(pair_weight=-1.0).validate()
     with pytest.raises(ConfigError, match="rank"):
         finetune_encoder(frame, tmp_path / "c", FineTuneConfig(rank=8, alpha=16, train_layers=1,
                                                               max_steps=0), init=first,

@@ -41,7 +41,7 @@ def hives() -> None:
                    "shipped judge) instead of from the base encoder.")
 @click.option("--pair-weight", default=None, type=float,
               help="lora: weight of the stance loss on minimal pairs (rows sharing a 'pair' "
-                   "id; the seed's pairs and the stance pairs with --vidb seed) [FineTuneConfig].")
+                   "id; with --vidb seed the seed's own pairs) [0.2].")
 def train(base: str, out: str, source: str, mode: str, head_input: str | None,
           epochs: int | None,
           epochs_stage2: int | None, lr: float | None, holdout: float, seed: int,

@@ -96,6 +96,12 @@ class FineTuneConfig:
         if self.lr <= 0 or self.head_lr <= 0 or self.max_length < 8:
             raise ConfigError("learning rates must be > 0 and max_length >= 8",
                               hint="e.g. lr=1e-3 head_lr=3e-3 max_length=96")
+        weights = {"off_weight": self.off_weight, "pair_weight": self.pair_weight,
+                   "neutral_weight": self.neutral_weight, "hier_weight": self.hier_weight}
+        negative = [f"{k}={v}" for k, v in weights.items() if v < 0]
+        if negative:
+            raise ConfigError(f"loss weights must be >= 0, got {', '.join(negative)}",
+                              hint="0 turns a loss off, e.g. pair_weight=0.2")
 
 
 def judge_targets(row_values: Sequence[str], intensity: NDArray[Any], values: Sequence[str],
