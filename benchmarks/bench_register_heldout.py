@@ -56,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--train-layers", type=int, default=4)
     ap.add_argument("--off-weight", type=float, default=0.2)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the register grouping")
+    ap.add_argument("--train-seed", type=int, default=None,
+                    help="seed of the fine-tuning (default: --seed); members of an ensemble "
+                         "share the grouping and differ here")
     ap.add_argument("--pair-weight", type=float, default=None,
                     help="weight of the pairwise stance loss (default: the shipped recipe's)")
     ap.add_argument("--stance", choices=["train", "none"], default="none",
@@ -94,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         cfg = FineTuneConfig(rank=16, alpha=32, epochs=args.epochs,
                              train_layers=args.train_layers, off_weight=args.off_weight,
-                             hier_weight=0.1, seed=args.seed)
+                             hier_weight=0.1,
+                             seed=args.seed if args.train_seed is None else args.train_seed)
         if args.pair_weight is not None:
             cfg.pair_weight = args.pair_weight
         if not (folder / "heads.npz").is_file():

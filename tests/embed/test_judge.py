@@ -534,7 +534,10 @@ def test_shipped_judge_matches_the_seed_vidb():
     train = judge_training_frame()
     assert info["seed_hash"] == texts_hash(train["text"].astype(str).tolist())
     meta = json.loads((folder / "hives.json").read_text(encoding="utf-8"))
-    assert meta["kind"] == "lora" and meta["n_train_texts"] == len(train)
+    assert meta["kind"] in ("lora", "ensemble") and meta["n_train_texts"] == len(train)
+    for m in meta.get("members", ()):  # every member trained on the same texts
+        sub = json.loads((folder / m / "hives.json").read_text(encoding="utf-8"))
+        assert sub["kind"] == "lora" and sub["n_train_texts"] == len(train)
     from valueflow.embed._shipped import RELEVANCE_FILE
     from valueflow.vidb._seed import load_neutral_texts
 
@@ -544,7 +547,7 @@ def test_shipped_judge_matches_the_seed_vidb():
             load_neutral_texts()["text"].astype(str).tolist())
         assert set(map(str, rel["values"])) == set(json.loads(
             (folder / JUDGE_FILE).read_text(encoding="utf-8"))["widths"]) - {"*"}
-    total = sum(f.stat().st_size for f in folder.iterdir())
+    total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     assert total < 10 * 2**20  # what the repository ships for the models stays small
 
 
@@ -603,6 +606,40 @@ def test_a_finetune_continues_from_a_model_and_trains_on_minimal_pairs(tmp_path)
         finetune_encoder(frame, tmp_path / "c", FineTuneConfig(rank=8, alpha=16, train_layers=1,
                                                               max_steps=0), init=first,
                          verbose=False)
+
+
+@pytest.mark.model
+def test_an_ensemble_averages_its_members_and_continues_from_its_first(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    from valueflow.embed._finetune import FineTuneConfig, compose_ensemble, finetune_encoder
+    from valueflow.embed._shipped import load_judge_dir
+    from valueflow.errors import ConfigError
+    from valueflow.vidb import load_seed
+
+    frame = pd_sample(load_seed(["benevolence", "power"]), 32)
+    cfg = FineTuneConfig(rank=4, alpha=8, train_layers=1, batch_size=8, max_steps=3, lr=5e-3)
+    a = finetune_encoder(frame, tmp_path / "a", cfg, verbose=False)
+    b = finetune_encoder(frame, tmp_path / "b", FineTuneConfig(**{**cfg.__dict__, "seed": 1}),
+                         verbose=False)
+    ens = compose_ensemble([a, b], tmp_path / "ens")
+    texts = ["I gave my lunch to a hungry classmate.", "Crush every rival and take the city."]
+    ja, jb, je = (load_judge_dir(f) for f in (a, b, ens))
+    assert je.model.dim == 2 * ja.model.dim
+    for v in ("benevolence", "power"):  # the ensemble's intensity is the members' mean
+        want = (ja.score(texts, v)[:, 0] + jb.score(texts, v)[:, 0]) / 2
+        assert np.allclose(je.score(texts, v)[:, 0], want, atol=1e-4)
+    assert not np.allclose(ja.score(texts, "power")[:, 0], jb.score(texts, "power")[:, 0])
+    # continuing from an ensemble continues its first member
+    cfg0 = FineTuneConfig(rank=4, alpha=8, train_layers=1, batch_size=8, max_steps=0)
+    cont = finetune_encoder(frame, tmp_path / "c", cfg0, init=ens, verbose=False)
+    with np.load(cont / "heads.npz") as h, np.load(a / "heads.npz") as ha:
+        assert np.allclose(h["W"], ha["W"])
+    with pytest.raises(ConfigError, match="at least 2 members"):
+        compose_ensemble([a], tmp_path / "one")
+    other = finetune_encoder(frame[frame.value == "schwartz:power"], tmp_path / "p",
+                             FineTuneConfig(**{**cfg.__dict__, "max_steps": 0}), verbose=False)
+    with pytest.raises(ConfigError, match="other values"):
+        compose_ensemble([a, other], tmp_path / "bad")
 
 
 def pd_sample(frame, n):

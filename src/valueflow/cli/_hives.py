@@ -25,7 +25,7 @@ def hives() -> None:
 @click.option("--mode", type=click.Choice(["lora", "head", "full"]), default="lora",
               show_default=True,
               help="lora: fine-tune the encoder's top blocks with low-rank adapters plus value "
-                   "heads (the shipped model; CPU, ~30 min on the seed); head: a head on the "
+                   "heads (the shipped model; CPU, ~8 min per member on the seed); head: a head on the "
                    "frozen base (CPU, minutes); full: fine-tune every weight (GPU).")
 @click.option("--head-input", type=click.Choice(["last", "last+mid"]), default=None,
               help="What the head reads: the base embedding, or it and the middle-layer "
@@ -42,14 +42,20 @@ def hives() -> None:
 @click.option("--pair-weight", default=None, type=float,
               help="lora: weight of the stance loss on minimal pairs (rows sharing a 'pair' "
                    "id; with --vidb seed the seed's own pairs) [0.2].")
+@click.option("--members", default=1, show_default=True, type=click.IntRange(min=1),
+              help="lora: train this many copies with seeds SEED, SEED+1, ... (in OUT/m0, "
+                   "OUT/m1, ...) and join them into one ensemble in OUT that averages them "
+                   "(the shipped judge: 3); --resume keeps finished members.")
 def train(base: str, out: str, source: str, mode: str, head_input: str | None,
           epochs: int | None,
           epochs_stage2: int | None, lr: float | None, holdout: float, seed: int,
-          resume: bool, init: str | None, pair_weight: float | None) -> None:
+          resume: bool, init: str | None, pair_weight: float | None, members: int) -> None:
     """Train HiVES: stage 1 within theories, then stage 2 across theories."""
     from valueflow.embed import TrainConfig, train_hives
     from valueflow.vidb import load_vidb
 
+    if members > 1 and mode != "lora":
+        raise click.UsageError("--members applies to --mode lora only")
     if mode == "lora":
         from valueflow.embed import FineTuneConfig, finetune_encoder
 
@@ -78,9 +84,31 @@ def train(base: str, out: str, source: str, mode: str, head_input: str | None,
             vidb = judge_training_frame()
         else:
             vidb = load_vidb(source)
-        folder = finetune_encoder(vidb, out, cfg, base=base, holdout=holdout, resume=resume,
-                                  init=start)
-        click.echo(f"saved the fine-tuned encoder and value heads to {folder}")
+        if members == 1:
+            folder = finetune_encoder(vidb, out, cfg, base=base, holdout=holdout,
+                                      resume=resume, init=start)
+            click.echo(f"saved the fine-tuned encoder and value heads to {folder}")
+            return
+        import dataclasses
+        import json
+
+        from valueflow.embed._finetune import compose_ensemble
+
+        done = []
+        for i in range(members):
+            sub = Path(out) / f"m{i}"
+            meta = sub / "hives.json"
+            if (resume and meta.is_file() and json.loads(meta.read_text(encoding="utf-8"))
+                    .get("config", {}).get("seed") == seed + i):
+                click.echo(f"member {i + 1}/{members} already trained ({sub}); kept", err=True)
+            else:
+                click.echo(f"training member {i + 1}/{members} (seed {seed + i})", err=True)
+                finetune_encoder(vidb, sub, dataclasses.replace(cfg, seed=seed + i), base=base,
+                                 holdout=holdout, resume=resume, init=start, split_seed=seed)
+            done.append(sub)
+        folder = compose_ensemble(done, out)
+        click.echo(f"saved an ensemble of {members} fine-tuned encoders with value heads to "
+                   f"{folder}")
         return
     opts: dict[str, object] = {"base": base, "mode": mode, "holdout": holdout, "seed": seed}
     if head_input is not None:

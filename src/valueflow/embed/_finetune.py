@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from numpy.typing import NDArray
 
-__all__ = ["ADAPTER_FILE", "HEADS_FILE", "FineTuneConfig", "finetune_encoder", "judge_targets",
+__all__ = ["ADAPTER_FILE", "HEADS_FILE", "FineTuneConfig", "compose_ensemble", "finetune_encoder",
+           "judge_targets",
            "length_batches"]
 
 ADAPTER_FILE = "adapter.safetensors"
@@ -156,7 +157,8 @@ def _say(msg: str) -> None:
 def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfig | None = None,
                      *, base: str | None = None, values: Sequence[str] | None = None,
                      holdout: float = 0.0, resume: bool = True, verbose: bool = True,
-                     init: str | Path | None = None, neutral: Sequence[str] = ()) -> Path:
+                     init: str | Path | None = None, neutral: Sequence[str] = (),
+                     split_seed: int | None = None) -> Path:
     """Fine-tune the encoder on ``frame`` (``text``, ``value``, ``intensity``; optional ``node``
     and ``pair``) and write the adapter, the value heads and ``hives.json`` into ``out``.
 
@@ -168,11 +170,13 @@ def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfi
         base: Base encoder (default: the bundled MiniLM).
         values: Values with heads (default: every value in ``frame``; with ``init``, the
             model's values).
-        holdout: Share of texts kept out of training (``heldout_split`` with the config's
-            seed, recorded in ``hives.json`` so ``hives evaluate`` uses the same split).
+        holdout: Share of texts kept out of training (``heldout_split`` with ``split_seed``,
+            default the config's seed; recorded in ``hives.json`` so ``hives evaluate`` uses
+            the same split). Members of an ensemble share one split seed.
         init: A model folder written by this function to start from (its adapter and value
             heads; same rank, adapted blocks and values): continue training a shipped judge
-            on new data instead of starting over.
+            on new data instead of starting over. An ensemble (:func:`compose_ensemble`, the
+            shipped model) continues from its first member.
         neutral: Texts that express no value (greetings, logistics, questions of fact): every
             head learns 0 for them (weight ``neutral_weight``); the hierarchical loss sees them
             as negatives only.
@@ -190,11 +194,14 @@ def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfi
 
     cfg = config or FineTuneConfig()
     cfg.validate()
+    if init is not None:
+        init = ensemble_member(Path(init))
     frame = frame.dropna(subset=["text", "value", "intensity"]).reset_index(drop=True)
     if holdout > 0:
         from valueflow.embed._labels import heldout_split
 
-        train_idx, _ = heldout_split(frame, holdout, cfg.seed)
+        train_idx, _ = heldout_split(frame, holdout,
+                                     cfg.seed if split_seed is None else split_seed)
         frame = frame.iloc[train_idx].reset_index(drop=True)
     if len(frame) < 10:
         raise DataError(f"{len(frame)} training texts; fine-tuning needs at least 10",
@@ -344,10 +351,94 @@ def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfi
             "config": asdict(cfg), "n_train_texts": len(frame), "n_neutral_texts": len(neutral),
             "values": head_values,
             "trained_on": sorted(set(frame["source"].astype(str))) if "source" in frame else [],
-            "steps": step, "holdout": holdout, "split_seed": cfg.seed,
+            "steps": step, "holdout": holdout,
+            "split_seed": cfg.seed if split_seed is None else split_seed,
             "continued_from": _model_fingerprint(Path(init)) if init is not None else None}
     (folder / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     ckpt.unlink(missing_ok=True)
+    return folder
+
+
+ENSEMBLE_KIND = "ensemble"
+
+
+def ensemble_member(folder: Path, index: int = 0) -> Path:
+    """``folder`` itself, or the ``index``-th member folder when it is an ensemble."""
+    meta_file = folder / "hives.json"
+    if not meta_file.is_file():
+        return folder
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    if meta.get("kind") != ENSEMBLE_KIND:
+        return folder
+    return folder / str(meta["members"][index])
+
+
+def compose_ensemble(members: Sequence[str | Path], out: str | Path) -> Path:
+    """Join fine-tuned model folders (one recipe, different seeds) into one ensemble folder.
+
+    Each member is copied into ``out/m<i>``; ``out/heads.npz`` holds heads on the joined
+    embedding (the members' embeddings side by side, scaled by ``1/sqrt(K)``: see
+    ``HiVESModel``) that output the mean of the members' heads. Averaging several seeds of a
+    fine-tuning removes the part of each one's errors that is seed noise; the shipped judge
+    is such an ensemble.
+
+    Raises:
+        ConfigError: a member is not a fine-tuned folder, or the members differ in base
+            encoder or values.
+    """
+    import shutil
+
+    from valueflow.embed._model import META_FILE
+
+    if len(members) < 2:
+        raise ConfigError(f"an ensemble needs at least 2 members, got {len(members)}",
+                          hint="train the recipe with several seeds (--members K, K >= 2)")
+    metas, heads = [], []
+    for m in map(Path, members):
+        if not (m / ADAPTER_FILE).is_file() or not (m / HEADS_FILE).is_file():
+            raise ConfigError(f"{m} is not a fine-tuned model folder (no {ADAPTER_FILE} / "
+                              f"{HEADS_FILE})", hint="give folders written by finetune_encoder")
+        metas.append(json.loads((m / META_FILE).read_text(encoding="utf-8")))
+        with np.load(m / HEADS_FILE) as z:
+            heads.append((np.asarray(z["W"], np.float64), np.asarray(z["b"], np.float64),
+                          [str(v) for v in z["values"]]))
+    bases = {str(meta.get("base")) for meta in metas}
+    if len(bases) > 1:
+        raise ConfigError(f"the members have different base encoders ({', '.join(sorted(bases))})",
+                          hint="an ensemble's members fine-tune the same base encoder")
+    splits = {(meta.get("holdout") or 0.0, meta.get("split_seed") if meta.get("holdout") else None)
+              for meta in metas}
+    if len(splits) > 1:
+        raise ConfigError("the members held out different texts (holdout / split_seed differ)",
+                          hint="train every member with the same holdout and split seed")
+    values = heads[0][2]
+    for src, (_, _, v) in zip(members, heads, strict=True):
+        if v != values:
+            raise ConfigError(f"{src} has heads for other values than {members[0]}",
+                              hint="train every member on the same values")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, m in enumerate(map(Path, members)):
+        name = f"m{i}"
+        (folder / name).mkdir(exist_ok=True)
+        for f in (ADAPTER_FILE, HEADS_FILE, META_FILE):
+            if (m / f).resolve() != (folder / name / f).resolve():
+                shutil.copyfile(m / f, folder / name / f)
+        names.append(name)
+    k = len(members)
+    W = np.hstack([w for w, _, _ in heads]) / math.sqrt(k)
+    b = np.mean([b for _, b, _ in heads], axis=0)
+    np.savez_compressed(folder / HEADS_FILE, W=W.astype(np.float32), b=b.astype(np.float32),
+                        values=np.array(values))
+    first = metas[0]
+    meta = {"name": "hives", "kind": ENSEMBLE_KIND, "base": first.get("base"), "members": names,
+            "seeds": [meta.get("config", {}).get("seed") for meta in metas],
+            "config": first.get("config"), "n_train_texts": first.get("n_train_texts"),
+            "n_neutral_texts": first.get("n_neutral_texts"), "values": values,
+            "trained_on": first.get("trained_on"), "steps": first.get("steps"),
+            "holdout": first.get("holdout"), "split_seed": first.get("split_seed")}
+    (folder / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return folder
 
 

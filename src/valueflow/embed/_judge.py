@@ -333,8 +333,8 @@ class ValueJudge:
 
         h = hashlib.sha256()
         h.update(json.dumps([self.model.name, getattr(self.model, "base", None),
-                             getattr(self.model, "adapter", None) and Path(
-                                 str(self.model.adapter)).name, list(self.values_),
+                             [Path(str(f)).name for f in getattr(self.model, "weight_files", ())],
+                             list(self.values_),
                              self.calibration.to_json() if self.calibration else None,
                              self.floor], default=str).encode())
         for a in (self.W, self.b):

@@ -156,10 +156,11 @@ def scorer_training_frame(vidb: pd.DataFrame, *, add_seed: bool = True,
 
 
 def _fit_key(enc: HiVESModel, frame: pd.DataFrame, fit_values: list[str]) -> str:
-    h = hashlib.sha256(f"{SCORER_VERSION}\0{enc.name}\0{enc.base}\0{enc.adapter}\0".encode())
-    if enc.adapter and Path(enc.adapter).is_file():
-        h.update(hashlib.sha256(Path(enc.adapter).read_bytes()).digest())
-    rel = Path(enc.adapter).parent / RELEVANCE_FILE if enc.adapter else None
+    h = hashlib.sha256(f"{SCORER_VERSION}\0{enc.name}\0{enc.base}\0{enc.weight_files}\0".encode())
+    for f in enc.weight_files:
+        if Path(f).is_file():
+            h.update(hashlib.sha256(Path(f).read_bytes()).digest())
+    rel = Path(enc.path) / RELEVANCE_FILE if enc.path else None
     if rel is not None and rel.is_file():
         h.update(hashlib.sha256(rel.read_bytes()).digest())
     h.update(("\x1f".join(fit_values) + "\0").encode())
@@ -308,8 +309,20 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
     src = Path(model_dir)
     dst = Path(out) if out is not None else default_model_dir()
     dst.mkdir(parents=True, exist_ok=True)
-    for name in (ADAPTER_FILE, HEADS_FILE, "hives.json"):
-        shutil.copyfile(src / name, dst / name)
+    meta = json.loads((src / "hives.json").read_text(encoding="utf-8"))
+    members = [str(m) for m in meta.get("members", ())]
+    if src.resolve() != dst.resolve():
+        for old in dst.glob("m[0-9]*"):  # the members of the model it replaces
+            if old.is_dir() and old.name not in members:
+                shutil.rmtree(old)
+        (dst / ADAPTER_FILE).unlink(missing_ok=True)
+        for name in ((HEADS_FILE, "hives.json") if members else
+                     (ADAPTER_FILE, HEADS_FILE, "hives.json")):
+            shutil.copyfile(src / name, dst / name)
+        for member in members:
+            (dst / member).mkdir(exist_ok=True)
+            for name in (ADAPTER_FILE, HEADS_FILE, "hives.json"):
+                shutil.copyfile(src / member / name, dst / member / name)
     widths: dict[str, list[float]] = {"*": [8.0, 8.0, 8.0]}
     heldout = ""
     cal: Calibration | None = None
@@ -342,13 +355,15 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
         real = "; on human-made data we did not write: " + ", ".join(
             f"{k} {v}" for k, v in validity.items())
     stance = train.loc[~in_seed, "value"].nunique()
-    meta = json.loads((src / "hives.json").read_text(encoding="utf-8"))
     paired = (f"; its {int(train.loc[in_seed, 'pair'].notna().sum())} paired texts (the same "
               f"situation, opposite stance) also taught stance by a pairwise loss"
               if meta.get("config", {}).get("pair_weight", 0) > 0 else "")
     with_pairs = (f" and {n_pairs} minimal pairs on stance (negation, refusal, approval or "
                   f"regret, sarcasm) for {stance} values" if n_pairs else "")
-    desc = (f"local judge: value heads on the bundled MiniLM fine-tuned with LoRA adapters, "
+    ensemble = (f" (the mean of {len(members)} fine-tunings of one recipe with different "
+                f"seeds)" if members else "")
+    desc = (f"local judge: value heads on the bundled MiniLM fine-tuned with LoRA adapters"
+            f"{ensemble}, "
             f"trained on the ValueFlow seed VIDB ({n_seed} texts written by the developers "
             f"in 12 registers, with authored intensities, not measured judgments{paired})"
             f"{with_pairs}{heldout}{real}")
