@@ -14,8 +14,12 @@ Writes per-register metrics and the out-of-register predictions (``--out DIR``:
 split-conformal interval widths are calibrated on
 (``valueflow.embed.write_shipped_judge(..., calibration=DIR/predictions.csv)``).
 
-    python benchmarks/bench_register_heldout.py --out /tmp/heldout [--groups 2] \
+    python benchmarks/bench_register_heldout.py --out /tmp/heldout [--groups 2] [--members 3] \
         [--epochs 3] [--train-layers 4] [--off-weight 0.2] [--pair-weight W] [--stance none]
+
+With ``--members K`` each group's judge is an ensemble of K fine-tunings (seeds
+``--train-seed`` .. +K-1, in ``model-<g>/m<i>``; finished members are kept on a rerun), as the
+shipped judge is.
 
 The training side is :func:`valueflow.vidb._seed.judge_training_frame` (the seed with its
 minimal-pair ids and, with ``--stance train``, the stance pairs of the training values)
@@ -57,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-layers", type=int, default=4)
     ap.add_argument("--off-weight", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0, help="seed of the register grouping")
+    ap.add_argument("--members", type=int, default=1,
+                    help="fine-tunings per group with seeds TRAIN_SEED, TRAIN_SEED+1, ...: "
+                         "the group's judge is their ensemble (the shipped judge: 3)")
     ap.add_argument("--train-seed", type=int, default=None,
                     help="seed of the fine-tuning (default: --seed); members of an ensemble "
                          "share the grouping and differ here")
@@ -73,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     from valueflow.embed import load_hives
-    from valueflow.embed._finetune import FineTuneConfig, finetune_encoder
+    from valueflow.embed._finetune import FineTuneConfig, compose_ensemble, finetune_encoder
     from valueflow.embed._judge import ValueJudge
     from valueflow.embed._shipped import load_judge_dir
     from valueflow.embed._validity import score_by_value
@@ -95,14 +102,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# group {g}: holding out {', '.join(held)} ({test.sum()} texts); training on "
               f"{len(train)}", file=sys.stderr, flush=True)
         t0 = time.monotonic()
-        cfg = FineTuneConfig(rank=16, alpha=32, epochs=args.epochs,
-                             train_layers=args.train_layers, off_weight=args.off_weight,
-                             hier_weight=0.1,
-                             seed=args.seed if args.train_seed is None else args.train_seed)
-        if args.pair_weight is not None:
-            cfg.pair_weight = args.pair_weight
-        if not (folder / "heads.npz").is_file():
-            finetune_encoder(train, folder, cfg, neutral=neutral)
+        first = args.seed if args.train_seed is None else args.train_seed
+        subs = [folder] if args.members == 1 else [folder / f"m{i}" for i in range(args.members)]
+        for i, sub in enumerate(subs):
+            cfg = FineTuneConfig(rank=16, alpha=32, epochs=args.epochs,
+                                 train_layers=args.train_layers, off_weight=args.off_weight,
+                                 hier_weight=0.1, seed=first + i)
+            if args.pair_weight is not None:
+                cfg.pair_weight = args.pair_weight
+            if not (sub / "heads.npz").is_file():
+                finetune_encoder(train, sub, cfg, neutral=neutral)
+        if args.members > 1:
+            compose_ensemble(subs, folder)
         tuned = load_judge_dir(folder)
         base = ValueJudge.untrained(load_hives("base")).refit(
             train.drop(columns=["pair", "register"]))

@@ -194,3 +194,27 @@ def test_skip_invalid_leaves_out_stray_rows_and_counts_them(tmp_workspace, tmp_p
     _frame(text=["I rule."], final_rating=[42]).to_csv(bad, index=False)
     with pytest.raises(DataError, match=r"outside \[-10, 10\]"):
         store.import_file(bad, skip_invalid=True)
+
+
+def test_load_vidb_keeps_minimal_pair_ids_scoped_by_file(tmp_path):
+    import numpy as np
+
+    from valueflow.embed._finetune import _pair_ids
+
+    a = tmp_path / "a.csv"
+    a.write_text("text,value,intensity,pair\n"
+                 "I stood by my brother in court,loyalty,6,1\n"
+                 "I abandoned my brother in court,loyalty,-6,1\n"
+                 "I kept the family dinner going,loyalty,4,\n", encoding="utf-8")
+    b = tmp_path / "b.csv"
+    b.write_text("text,value,intensity,pair\n"
+                 "I kept my promise to the team,loyalty,5,1\n"
+                 "I broke my promise to the team,loyalty,-5,1\n", encoding="utf-8")
+    df = load_vidb(tmp_path)
+    by_text = dict(zip(df["text"], df["pair"], strict=True))
+    assert by_text["I stood by my brother in court"] == by_text["I abandoned my brother in court"]
+    assert pd.isna(by_text["I kept the family dinner going"])
+    # the same id in two files is two pairs, not one group of four
+    assert by_text["I kept my promise to the team"] != by_text["I stood by my brother in court"]
+    ids = _pair_ids(df)
+    assert sorted(np.bincount(ids[ids >= 0]).tolist()) == [2, 2]

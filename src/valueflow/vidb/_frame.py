@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from valueflow.errors import DataError, UnknownNameError
@@ -56,6 +56,7 @@ def normalize_vidb_frame(
     skip_invalid: bool = False,
     hint: str = "fix these rows and import again; nothing was imported",
     source_kind: str = "import",
+    keep: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Validate an incoming table and return it with the canonical VIDB columns.
 
@@ -74,6 +75,8 @@ def normalize_vidb_frame(
         hint: The hint of the error that lists offending rows.
         source_kind: The ``source_kind`` of rows that do not say theirs (see
             :data:`~valueflow.vidb._schema.SOURCE_KINDS`).
+        keep: Optional input columns carried through after the canonical ones, where the
+            input has them (``pair``: minimal-pair ids for the fine-tuning's stance loss).
 
     Raises:
         DataError: listing the offending rows (1-based, header not counted) for missing
@@ -194,7 +197,8 @@ def normalize_vidb_frame(
         out["source_kind"] = kinds.astype(str)
     else:
         out["source_kind"] = source_kind
-    result = out[VIDB_COLUMNS].reset_index(drop=True)
+    extra = [c for c in keep if c in renamed.columns and c not in VIDB_COLUMNS]
+    result = out[VIDB_COLUMNS].join(renamed.loc[out.index, extra]).reset_index(drop=True)
     result.attrs["skipped"] = skipped
     return result
 

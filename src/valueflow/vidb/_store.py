@@ -527,6 +527,10 @@ def load_vidb(
         skip_invalid: Leave out rows with an empty text, a missing intensity or a repeated
             text (counted in ``result.attrs["skipped"]``) instead of failing.
         workspace: The workspace for ``"workspace"`` (default: the default workspace).
+
+    A file's optional ``pair`` column (minimal pairs: rows with the same id describe one
+    situation with different stances) is kept, scoped by file; ``hives train`` learns stance
+    from it (``FineTuneConfig.pair_weight``).
     """
 
     from valueflow.vidb._seed import load_seed
@@ -562,8 +566,12 @@ def load_vidb(
                                    value=_value_for_table(raw, name, value, columns,
                                                           override=False),
                                    skip_invalid=skip_invalid,
-                                   hint="fix these rows in the VIDB file")
+                                   hint="fix these rows in the VIDB file", keep=("pair",))
               for raw, name in tables]
+    for f, (_, name) in zip(frames, tables, strict=True):
+        if "pair" in f.columns:  # pair ids are a file's own: scope them by file
+            has = f["pair"].notna() & f["pair"].astype(str).str.strip().ne("")
+            f["pair"] = (name + ":" + f["pair"].astype(str)).where(has, None)
     df = _concat_tables(frames)
     if values:
         from valueflow.theories import resolve_value
