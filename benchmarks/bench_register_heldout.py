@@ -17,9 +17,9 @@ split-conformal interval widths are calibrated on
     python benchmarks/bench_register_heldout.py --out /tmp/heldout [--groups 2] [--members 3] \
         [--epochs 3] [--train-layers 4] [--off-weight 0.2] [--pair-weight W] [--stance none]
 
-With ``--members K`` each group's judge is an ensemble of K fine-tunings (seeds
-``--train-seed`` .. +K-1, in ``model-<g>/m<i>``; finished members are kept on a rerun), as the
-shipped judge is.
+With ``--members K`` each group's judge is the weight average (``average_finetunes``) of K
+fine-tunings (seeds ``--train-seed`` .. +K-1, in ``model-<g>/m<i>``; finished members are kept
+on a rerun), as the shipped judge is.
 
 The training side is :func:`valueflow.vidb._seed.judge_training_frame` (the seed with its
 minimal-pair ids and, with ``--stance train``, the stance pairs of the training values)
@@ -63,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the register grouping")
     ap.add_argument("--members", type=int, default=1,
                     help="fine-tunings per group with seeds TRAIN_SEED, TRAIN_SEED+1, ...: "
-                         "the group's judge is their ensemble (the shipped judge: 3)")
+                         "the group's judge is their weight average (the shipped judge: 3)")
     ap.add_argument("--train-seed", type=int, default=None,
-                    help="seed of the fine-tuning (default: --seed); members of an ensemble "
-                         "share the grouping and differ here")
+                    help="seed of the fine-tuning (default: --seed); fine-tunings to be "
+                         "averaged share the grouping and differ here")
     ap.add_argument("--pair-weight", type=float, default=None,
                     help="weight of the pairwise stance loss (default: the shipped recipe's)")
     ap.add_argument("--stance", choices=["train", "none"], default="none",
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     from valueflow.embed import load_hives
-    from valueflow.embed._finetune import FineTuneConfig, compose_ensemble, finetune_encoder
+    from valueflow.embed._finetune import FineTuneConfig, average_finetunes, finetune_encoder
     from valueflow.embed._judge import ValueJudge
     from valueflow.embed._shipped import load_judge_dir
     from valueflow.embed._validity import score_by_value
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (sub / "heads.npz").is_file():
                 finetune_encoder(train, sub, cfg, neutral=neutral)
         if args.members > 1:
-            compose_ensemble(subs, folder)
+            average_finetunes(subs, folder)
         tuned = load_judge_dir(folder)
         base = ValueJudge.untrained(load_hives("base")).refit(
             train.drop(columns=["pair", "register"]))

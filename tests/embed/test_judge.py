@@ -534,10 +534,7 @@ def test_shipped_judge_matches_the_seed_vidb():
     train = judge_training_frame()
     assert info["seed_hash"] == texts_hash(train["text"].astype(str).tolist())
     meta = json.loads((folder / "hives.json").read_text(encoding="utf-8"))
-    assert meta["kind"] in ("lora", "ensemble") and meta["n_train_texts"] == len(train)
-    for m in meta.get("members", ()):  # every member trained on the same texts
-        sub = json.loads((folder / m / "hives.json").read_text(encoding="utf-8"))
-        assert sub["kind"] == "lora" and sub["n_train_texts"] == len(train)
+    assert meta["kind"] == "lora" and meta["n_train_texts"] == len(train)
     from valueflow.embed._shipped import RELEVANCE_FILE
     from valueflow.vidb._seed import load_neutral_texts
 
@@ -609,9 +606,10 @@ def test_a_finetune_continues_from_a_model_and_trains_on_minimal_pairs(tmp_path)
 
 
 @pytest.mark.model
-def test_an_ensemble_averages_its_members_and_continues_from_its_first(tmp_path):
+def test_averaged_finetunes_merge_the_mean_update_and_can_be_trained_further(tmp_path):
     pytest.importorskip("sentence_transformers")
-    from valueflow.embed._finetune import FineTuneConfig, compose_ensemble, finetune_encoder
+    from valueflow.embed._finetune import FineTuneConfig, average_finetunes, finetune_encoder
+    from valueflow.embed._lora import load_adapter
     from valueflow.embed._shipped import load_judge_dir
     from valueflow.errors import ConfigError
     from valueflow.vidb import load_seed
@@ -621,25 +619,37 @@ def test_an_ensemble_averages_its_members_and_continues_from_its_first(tmp_path)
     a = finetune_encoder(frame, tmp_path / "a", cfg, verbose=False)
     b = finetune_encoder(frame, tmp_path / "b", FineTuneConfig(**{**cfg.__dict__, "seed": 1}),
                          verbose=False)
-    ens = compose_ensemble([a, b], tmp_path / "ens")
-    texts = ["I gave my lunch to a hungry classmate.", "Crush every rival and take the city."]
-    ja, jb, je = (load_judge_dir(f) for f in (a, b, ens))
-    assert je.model.dim == 2 * ja.model.dim
-    for v in ("benevolence", "power"):  # the ensemble's intensity is the members' mean
-        want = (ja.score(texts, v)[:, 0] + jb.score(texts, v)[:, 0]) / 2
-        assert np.allclose(je.score(texts, v)[:, 0], want, atol=1e-4)
-    assert not np.allclose(ja.score(texts, "power")[:, 0], jb.score(texts, "power")[:, 0])
-    # continuing from an ensemble continues its first member
-    cfg0 = FineTuneConfig(rank=4, alpha=8, train_layers=1, batch_size=8, max_steps=0)
-    cont = finetune_encoder(frame, tmp_path / "c", cfg0, init=ens, verbose=False)
-    with np.load(cont / "heads.npz") as h, np.load(a / "heads.npz") as ha:
-        assert np.allclose(h["W"], ha["W"])
-    with pytest.raises(ConfigError, match="at least 2 members"):
-        compose_ensemble([a], tmp_path / "one")
+    avg = average_finetunes([a, b], tmp_path / "avg")
+    sa, sb, s = (load_adapter(f / "adapter.safetensors") for f in (a, b, avg))
+    for name in (k.removesuffix(".A") for k in sa if k.endswith(".A")):
+        delta = lambda st, n=name: st[f"{n}.B"] @ st[f"{n}.A"]  # noqa: E731
+        assert s[f"{name}.A"].shape[0] == 8  # rank 2 x 4
+        assert torch_allclose(delta(s), (delta(sa) + delta(sb)) / 2)
+        assert not torch_allclose(delta(sa), delta(sb))  # the seeds really differ
+    with np.load(avg / "heads.npz") as h, np.load(a / "heads.npz") as ha, \
+            np.load(b / "heads.npz") as hb:
+        assert np.allclose(h["W"], (ha["W"] + hb["W"]) / 2, atol=1e-3)
+    meta = json.loads((avg / "hives.json").read_text(encoding="utf-8"))
+    assert meta["config"]["rank"] == 8 and [m["seed"] for m in meta["averaged_from"]] == [0, 1]
+    out = load_judge_dir(avg).score(["I gave my lunch to a hungry classmate."], "benevolence")
+    assert out.shape == (1, 3) and np.all(np.isfinite(out))
+    # training goes on from the average with its rank (as hives train --init does)
+    cfg8 = FineTuneConfig(rank=8, alpha=16, train_layers=1, batch_size=8, max_steps=0)
+    cont = finetune_encoder(frame, tmp_path / "c", cfg8, init=avg, verbose=False)
+    with np.load(cont / "heads.npz") as h, np.load(avg / "heads.npz") as hv:
+        assert np.allclose(h["W"], hv["W"])
+    with pytest.raises(ConfigError, match="at least 2"):
+        average_finetunes([a], tmp_path / "one")
     other = finetune_encoder(frame[frame.value == "schwartz:power"], tmp_path / "p",
                              FineTuneConfig(**{**cfg.__dict__, "max_steps": 0}), verbose=False)
     with pytest.raises(ConfigError, match="other values"):
-        compose_ensemble([a, other], tmp_path / "bad")
+        average_finetunes([a, other], tmp_path / "bad")
+
+
+def torch_allclose(x, y):
+    """Equal up to the float16 rounding of stored adapters (the updates are ~1e-3)."""
+    x, y = x.numpy(), y.numpy()
+    return np.abs(x - y).max() <= 1e-2 * max(np.abs(x).max(), np.abs(y).max())
 
 
 def pd_sample(frame, n):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,8 @@ def hives() -> None:
                    "id; with --vidb seed the seed's own pairs) [0.2].")
 @click.option("--members", default=1, show_default=True, type=click.IntRange(min=1),
               help="lora: train this many copies with seeds SEED, SEED+1, ... (in OUT/m0, "
-                   "OUT/m1, ...) and join them into one ensemble in OUT that averages them "
-                   "(the shipped judge: 3); --resume keeps finished members.")
+                   "OUT/m1, ...) and average their weights into one model in OUT, as fast as "
+                   "one (the shipped judge: 3); --resume keeps finished members.")
 def train(base: str, out: str, source: str, mode: str, head_input: str | None,
           epochs: int | None,
           epochs_stage2: int | None, lr: float | None, holdout: float, seed: int,
@@ -77,6 +78,12 @@ def train(base: str, out: str, source: str, mode: str, head_input: str | None,
             if not start.is_dir():
                 raise click.BadParameter(f"{init} is not a folder",
                                          param_hint="--init (a model folder or 'default')")
+            meta_file = start / "hives.json"
+            prev = (json.loads(meta_file.read_text(encoding="utf-8")).get("config") or {}
+                    ) if meta_file.is_file() else {}
+            for key in ("rank", "alpha", "train_layers"):  # continue with its adapter's shape
+                if key in prev:
+                    setattr(cfg, key, type(getattr(cfg, key))(prev[key]))
         if source == "seed":
             # the shipped judge's training set: the seed with its minimal-pair ids
             from valueflow.vidb._seed import judge_training_frame
@@ -90,9 +97,8 @@ def train(base: str, out: str, source: str, mode: str, head_input: str | None,
             click.echo(f"saved the fine-tuned encoder and value heads to {folder}")
             return
         import dataclasses
-        import json
 
-        from valueflow.embed._finetune import compose_ensemble
+        from valueflow.embed._finetune import average_finetunes
 
         done = []
         for i in range(members):
@@ -106,8 +112,8 @@ def train(base: str, out: str, source: str, mode: str, head_input: str | None,
                 finetune_encoder(vidb, sub, dataclasses.replace(cfg, seed=seed + i), base=base,
                                  holdout=holdout, resume=resume, init=start, split_seed=seed)
             done.append(sub)
-        folder = compose_ensemble(done, out)
-        click.echo(f"saved an ensemble of {members} fine-tuned encoders with value heads to "
+        folder = average_finetunes(done, out)
+        click.echo(f"saved the average of {members} fine-tuned encoders with value heads to "
                    f"{folder}")
         return
     opts: dict[str, object] = {"base": base, "mode": mode, "holdout": holdout, "seed": seed}

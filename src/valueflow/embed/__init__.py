@@ -10,7 +10,7 @@ where a person or group stands on the 32 values. Training and evaluation: ``trai
 from typing import TYPE_CHECKING
 
 from valueflow.embed._evaluate import HiVESEvaluator, hierarchy_metrics, plot_evaluation
-from valueflow.embed._finetune import FineTuneConfig, compose_ensemble, finetune_encoder
+from valueflow.embed._finetune import FineTuneConfig, average_finetunes, finetune_encoder
 from valueflow.embed._judge import ValueJudge
 from valueflow.embed._labels import N_LEVELS, HierLabels, build_labels, heldout_split
 from valueflow.embed._model import DEFAULT_BASE, HiVESModel, load_hives
@@ -65,8 +65,8 @@ __all__ = [
     "TrainConfig",
     "ValueAxisOrthogonalityLoss",
     "ValueJudge",
+    "average_finetunes",
     "build_labels",
-    "compose_ensemble",
     "default_level_weights",
     "finetune_encoder",
     "heldout_split",

@@ -7,11 +7,7 @@ the default model needs no training and no network. A model folder holds ``hives
 either ``head.npz`` (head on a frozen base) or a full sentence-transformers model (``kind:
 full``, the GPU fine-tuning path).
 
-A fine-tuned model (``kind: lora``) is the base encoder with a LoRA adapter merged in. An
-*ensemble* (``kind: ensemble``, the shipped model) is several such fine-tunings of one recipe
-with different seeds, in member folders: its embedding is the members' normalised embeddings
-side by side, scaled by ``1/sqrt(K)`` (unit length; cosine similarity is the members' mean),
-so heads on it average the members' heads.
+A fine-tuned model (``kind: lora``) is the base encoder with a LoRA adapter merged in.
 """
 
 from __future__ import annotations
@@ -110,16 +106,13 @@ class HiVESModel:
     meta: dict[str, Any] = field(default_factory=dict)
     adapter: str | None = None
     """Path of a LoRA adapter merged into the base encoder (a fine-tuned model), or None."""
-    members: tuple[str, ...] = ()
-    """Adapter paths of an ensemble's members (then ``adapter`` is None): the embedding is
-    their embeddings side by side, scaled to unit length."""
     path: str | None = None
     """The model folder it was loaded from, if any."""
 
     @property
     def weight_files(self) -> tuple[str, ...]:
         """The adapter files that decide its embeddings (for cache keys)."""
-        return self.members or ((self.adapter,) if self.adapter else ())
+        return (self.adapter,) if self.adapter else ()
 
     def encoder(self) -> Any:
         """The (cached) sentence-transformers encoder, adapter merged."""
@@ -137,11 +130,9 @@ class HiVESModel:
         if self.head is not None:
             return int(self.head["W2"].shape[1])
         encoder = self.encoder()
-        if self.members:
-            encoder = load_base_encoder(self.base, self.members[0])
         # sentence-transformers >= 5 renamed the method; older releases only have the old name.
         getter = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
-        return int(getter()) * max(1, len(self.members))
+        return int(getter())
 
     def encode_base(self, texts: Sequence[str], batch_size: int = 32) -> NDArray[np.float32]:
         """L2-normalised base-encoder embeddings (no head), in input order."""
@@ -150,16 +141,11 @@ class HiVESModel:
             return np.zeros((0, self.dim), dtype=np.float32)
         import torch
 
-        encoders = ([load_base_encoder(self.base, a) for a in self.members] if self.members
-                    else [self.encoder()])
+        model = self.encoder()
         with torch.inference_mode():
-            parts = [np.asarray(m.encode(list(texts), batch_size=batch_size,
-                                         convert_to_numpy=True, normalize_embeddings=True,
-                                         show_progress_bar=False), dtype=np.float32)
-                     for m in encoders]
-        if len(parts) == 1:
-            return parts[0]
-        return (np.hstack(parts) / np.sqrt(len(parts))).astype(np.float32)
+            out = model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
+                               normalize_embeddings=True, show_progress_bar=False)
+        return np.asarray(out, dtype=np.float32)
 
     @property
     def needs_mid(self) -> bool:
@@ -235,18 +221,6 @@ def _load_cached(path: str) -> HiVESModel:
 
         return HiVESModel(base=str(meta.get("base", DEFAULT_BASE)), head=None, meta=meta,
                           adapter=str(folder / ADAPTER_FILE), path=str(folder))
-    if kind == "ensemble":
-        from valueflow.embed._finetune import ADAPTER_FILE
-
-        members = tuple(str(folder / m / ADAPTER_FILE) for m in meta.get("members", ()))
-        missing = [m for m in members if not Path(m).is_file()]
-        if not members or missing:
-            raise ConfigError(f"{folder} is an ensemble whose member adapters are missing "
-                              f"({', '.join(missing) or 'none listed'})",
-                              hint="the model folder is damaged; rebuild it with "
-                                   "`valueflow hives train --members K` or reinstall valueflow")
-        return HiVESModel(base=str(meta.get("base", DEFAULT_BASE)), head=None, meta=meta,
-                          members=members, path=str(folder))
     head = None
     if kind == "head":
         with np.load(folder / HEAD_FILE) as z:

@@ -77,9 +77,6 @@ def encode_base_and_mid(model: HiVESModel, texts: Sequence[str], batch_size: int
     from valueflow.embed._model import _check_texts
 
     texts = _check_texts(texts)
-    if model.members:  # an ensemble: its members' embeddings side by side, no middle layers
-        e = model.encode_base(texts)
-        return e, e.copy()
     st = model.encoder()
     if not texts:
         d = model.dim

@@ -310,19 +310,9 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
     dst = Path(out) if out is not None else default_model_dir()
     dst.mkdir(parents=True, exist_ok=True)
     meta = json.loads((src / "hives.json").read_text(encoding="utf-8"))
-    members = [str(m) for m in meta.get("members", ())]
     if src.resolve() != dst.resolve():
-        for old in dst.glob("m[0-9]*"):  # the members of the model it replaces
-            if old.is_dir() and old.name not in members:
-                shutil.rmtree(old)
-        (dst / ADAPTER_FILE).unlink(missing_ok=True)
-        for name in ((HEADS_FILE, "hives.json") if members else
-                     (ADAPTER_FILE, HEADS_FILE, "hives.json")):
+        for name in (ADAPTER_FILE, HEADS_FILE, "hives.json"):
             shutil.copyfile(src / name, dst / name)
-        for member in members:
-            (dst / member).mkdir(exist_ok=True)
-            for name in (ADAPTER_FILE, HEADS_FILE, "hives.json"):
-                shutil.copyfile(src / member / name, dst / member / name)
     widths: dict[str, list[float]] = {"*": [8.0, 8.0, 8.0]}
     heldout = ""
     cal: Calibration | None = None
@@ -360,8 +350,9 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
               if meta.get("config", {}).get("pair_weight", 0) > 0 else "")
     with_pairs = (f" and {n_pairs} minimal pairs on stance (negation, refusal, approval or "
                   f"regret, sarcasm) for {stance} values" if n_pairs else "")
-    ensemble = (f" (the mean of {len(members)} fine-tunings of one recipe with different "
-                f"seeds)" if members else "")
+    n_avg = len(meta.get("averaged_from") or ())
+    ensemble = (f" (the weight average of {n_avg} fine-tunings of one recipe with different "
+                f"seeds)" if n_avg else "")
     desc = (f"local judge: value heads on the bundled MiniLM fine-tuned with LoRA adapters"
             f"{ensemble}, "
             f"trained on the ValueFlow seed VIDB ({n_seed} texts written by the developers "
