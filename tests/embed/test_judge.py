@@ -243,12 +243,12 @@ def test_judge_shrinks_intensities_of_texts_its_relevance_heads_find_irrelevant(
                        {"*": [5.0, 4.0, 3.0]}, "local judge", relevance=rel)
     plain = ValueJudge(model, W, np.zeros(2), ["ross:fidelity", "schwartz:power"],
                        {"*": [5.0, 4.0, 3.0]}, "local judge")
-    # relevance 0.05 < floor 0.3: a sixth of the intensity; 0.9 >= floor: unchanged
-    assert judge.floor == 0.3
+    # relevance 0.05 < floor 0.5: a tenth of the intensity; 0.9 >= floor: unchanged
+    assert judge.floor == 0.5
     assert np.allclose(judge.score(texts, "fidelity")[:, 0],
-                       plain.score(texts, "fidelity")[:, 0] / 6)
+                       plain.score(texts, "fidelity")[:, 0] / 10)
     assert np.allclose(judge.score(texts, "power")[:, 0], plain.score(texts, "power")[:, 0])
-    assert np.allclose(judge.score_all(texts), plain.score_all(texts) * [1 / 6, 1.0])
+    assert np.allclose(judge.score_all(texts), plain.score_all(texts) * [1 / 10, 1.0])
     r = judge.relevance(texts[:3], ["schwartz:power", "ross:fidelity"])
     assert np.allclose(r, [[0.9, 0.05]] * 3)
     assert np.isnan(plain.relevance(texts[:2])).all()  # no heads: unknown, not 0 or 1

@@ -159,7 +159,7 @@ class HiVESEvaluator:
     def _features(self, model: HiVESModel) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Encoder embeddings and middle-layer features of every VIDB text (cached per encoder:
         base and adapter; a head is applied afterwards)."""
-        key = f"{model.base}\0{model.weight_files}"
+        key = f"{model.base}\0{model.adapter}"
         if key not in self._base_cache:
             from valueflow.embed._scorer_encoder import encode_base_and_mid
 

@@ -55,7 +55,7 @@ __all__ = ["RELEVANCE_FLOOR", "STRENGTH_EDGES", "Calibration", "RelevanceHeads",
 STRENGTH_EDGES = (3.0, 6.0)
 _CACHE_SIZE = 50_000
 #: Relevance below which a value's intensity is shrunk toward 0 (``min(1, p / floor)``).
-RELEVANCE_FLOOR = 0.3
+RELEVANCE_FLOOR = 0.5
 
 
 def _stratum(pred: NDArray[Any]) -> NDArray[np.int64]:
@@ -333,8 +333,8 @@ class ValueJudge:
 
         h = hashlib.sha256()
         h.update(json.dumps([self.model.name, getattr(self.model, "base", None),
-                             [Path(str(f)).name for f in getattr(self.model, "weight_files", ())],
-                             list(self.values_),
+                             getattr(self.model, "adapter", None) and Path(
+                                 str(self.model.adapter)).name, list(self.values_),
                              self.calibration.to_json() if self.calibration else None,
                              self.floor], default=str).encode())
         for a in (self.W, self.b):

@@ -106,13 +106,6 @@ class HiVESModel:
     meta: dict[str, Any] = field(default_factory=dict)
     adapter: str | None = None
     """Path of a LoRA adapter merged into the base encoder (a fine-tuned model), or None."""
-    path: str | None = None
-    """The model folder it was loaded from, if any."""
-
-    @property
-    def weight_files(self) -> tuple[str, ...]:
-        """The adapter files that decide its embeddings (for cache keys)."""
-        return (self.adapter,) if self.adapter else ()
 
     def encoder(self) -> Any:
         """The (cached) sentence-transformers encoder, adapter merged."""
@@ -220,7 +213,7 @@ def _load_cached(path: str) -> HiVESModel:
         from valueflow.embed._finetune import ADAPTER_FILE
 
         return HiVESModel(base=str(meta.get("base", DEFAULT_BASE)), head=None, meta=meta,
-                          adapter=str(folder / ADAPTER_FILE), path=str(folder))
+                          adapter=str(folder / ADAPTER_FILE))
     head = None
     if kind == "head":
         with np.load(folder / HEAD_FILE) as z:

@@ -156,11 +156,10 @@ def scorer_training_frame(vidb: pd.DataFrame, *, add_seed: bool = True,
 
 
 def _fit_key(enc: HiVESModel, frame: pd.DataFrame, fit_values: list[str]) -> str:
-    h = hashlib.sha256(f"{SCORER_VERSION}\0{enc.name}\0{enc.base}\0{enc.weight_files}\0".encode())
-    for f in enc.weight_files:
-        if Path(f).is_file():
-            h.update(hashlib.sha256(Path(f).read_bytes()).digest())
-    rel = Path(enc.path) / RELEVANCE_FILE if enc.path else None
+    h = hashlib.sha256(f"{SCORER_VERSION}\0{enc.name}\0{enc.base}\0{enc.adapter}\0".encode())
+    if enc.adapter and Path(enc.adapter).is_file():
+        h.update(hashlib.sha256(Path(enc.adapter).read_bytes()).digest())
+    rel = Path(enc.adapter).parent / RELEVANCE_FILE if enc.adapter else None
     if rel is not None and rel.is_file():
         h.update(hashlib.sha256(rel.read_bytes()).digest())
     h.update(("\x1f".join(fit_values) + "\0").encode())
