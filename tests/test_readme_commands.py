@@ -140,7 +140,12 @@ def _stub_training(monkeypatch):
     import valueflow.embed as embed
 
     def finetune(vidb, out, cfg, **_kw):
-        Path(out).mkdir(exist_ok=True)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        return Path(out)
+
+    def average(members, out):
+        assert all(Path(m).is_dir() for m in members) and len(members) >= 2
+        Path(out).mkdir(parents=True, exist_ok=True)
         return Path(out)
 
     def train(vidb, out=None, config=None, **_kw):
@@ -150,6 +155,7 @@ def _stub_training(monkeypatch):
         return trained
 
     monkeypatch.setattr(embed, "finetune_encoder", finetune)
+    monkeypatch.setattr(embed, "average_finetunes", average)
     monkeypatch.setattr(embed, "train_hives", train)
     monkeypatch.setattr(embed, "load_hives", lambda *a, **k: _StubEncoder())
     monkeypatch.setattr(embed, "HiVESEvaluator", _StubEvaluator)

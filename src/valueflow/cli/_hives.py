@@ -98,7 +98,7 @@ def train(base: str, out: str, source: str, mode: str, head_input: str | None,
             return
         import dataclasses
 
-        from valueflow.embed._finetune import average_finetunes
+        from valueflow.embed import average_finetunes
 
         done = []
         for i in range(members):

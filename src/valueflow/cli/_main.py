@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -167,6 +168,10 @@ def _main(argv: list[str] | None) -> Any:
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
         # click turns a KeyboardInterrupt (and so a SIGTERM) into Abort.
+        # The interrupt may land inside one of several concurrent requests; asyncio then logs
+        # that task's exception with a traceback when the task is collected at exit. The run
+        # is saved and the line below says so: keep that noise out.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         if isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated):
             click.echo("Terminated (SIGTERM). " + _INTERRUPTED.removeprefix("Interrupted. "),
                        err=True)
