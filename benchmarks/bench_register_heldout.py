@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     pool = judge_training_frame(args.stance)
     neutral = load_neutral_texts()["text"].astype(str).tolist() if args.neutral else []
     groups = register_groups(sorted(set(reg)), args.groups, args.seed)
+    first = args.seed if args.train_seed is None else args.train_seed
     rows = []
     for g, held in enumerate(groups):
         test = reg.isin(held).to_numpy()
@@ -102,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# group {g}: holding out {', '.join(held)} ({test.sum()} texts); training on "
               f"{len(train)}", file=sys.stderr, flush=True)
         t0 = time.monotonic()
-        first = args.seed if args.train_seed is None else args.train_seed
         subs = [folder] if args.members == 1 else [folder / f"m{i}" for i in range(args.members)]
         for i, sub in enumerate(subs):
             cfg = FineTuneConfig(rank=16, alpha=32, epochs=args.epochs,

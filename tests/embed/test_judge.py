@@ -622,10 +622,9 @@ def test_averaged_finetunes_merge_the_mean_update_and_can_be_trained_further(tmp
     avg = average_finetunes([a, b], tmp_path / "avg")
     sa, sb, s = (load_adapter(f / "adapter.safetensors") for f in (a, b, avg))
     for name in (k.removesuffix(".A") for k in sa if k.endswith(".A")):
-        delta = lambda st, n=name: st[f"{n}.B"] @ st[f"{n}.A"]  # noqa: E731
         assert s[f"{name}.A"].shape[0] == 8  # rank 2 x 4
-        assert torch_allclose(delta(s), (delta(sa) + delta(sb)) / 2)
-        assert not torch_allclose(delta(sa), delta(sb))  # the seeds really differ
+        assert torch_allclose(_update(s, name), (_update(sa, name) + _update(sb, name)) / 2)
+        assert not torch_allclose(_update(sa, name), _update(sb, name))  # the seeds differ
     with np.load(avg / "heads.npz") as h, np.load(a / "heads.npz") as ha, \
             np.load(b / "heads.npz") as hb:
         assert np.allclose(h["W"], (ha["W"] + hb["W"]) / 2, atol=1e-3)
@@ -644,6 +643,11 @@ def test_averaged_finetunes_merge_the_mean_update_and_can_be_trained_further(tmp
                              FineTuneConfig(**{**cfg.__dict__, "max_steps": 0}), verbose=False)
     with pytest.raises(ConfigError, match="other values"):
         average_finetunes([a, other], tmp_path / "bad")
+
+
+def _update(state, name):
+    """The weight update ``B @ A`` a saved adapter makes to one layer."""
+    return state[f"{name}.B"] @ state[f"{name}.A"]
 
 
 def torch_allclose(x, y):

@@ -350,10 +350,10 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
     with_pairs = (f" and {n_pairs} minimal pairs on stance (negation, refusal, approval or "
                   f"regret, sarcasm) for {stance} values" if n_pairs else "")
     n_avg = len(meta.get("averaged_from") or ())
-    ensemble = (f" (the weight average of {n_avg} fine-tunings of one recipe with different "
+    averaged = (f" (the weight average of {n_avg} fine-tunings of one recipe with different "
                 f"seeds)" if n_avg else "")
     desc = (f"local judge: value heads on the bundled MiniLM fine-tuned with LoRA adapters"
-            f"{ensemble}, "
+            f"{averaged}, "
             f"trained on the ValueFlow seed VIDB ({n_seed} texts written by the developers "
             f"in 12 registers, with authored intensities, not measured judgments{paired})"
             f"{with_pairs}{heldout}{real}")

@@ -133,15 +133,13 @@ def _stance_frame() -> pd.DataFrame:
 
     frames = []
     for name, raw in _read_csv_files("stance"):
-        extra = raw[["pair", "contrast", "register"]].astype(str)
         norm = normalize_vidb_frame(
-            raw.drop(columns=["pair", "contrast"]).assign(
-                dataset="stance/" + raw["register"].astype(str)).drop(columns=["register"]),
+            raw.astype({"pair": str, "contrast": str, "register": str}).assign(
+                dataset="stance/" + raw["register"].astype(str)),
             source_name=f"stance/{name}", source="valueflow-stance", license=SEED_LICENSE,
-            provenance=SEED_PROVENANCE, source_kind="seed")
-        norm["pair"] = f"stance/{name.removesuffix('.csv')}:" + extra["pair"].loc[norm.index]
-        norm["contrast"] = extra["contrast"].loc[norm.index].to_numpy()
-        norm["register"] = extra["register"].loc[norm.index].to_numpy()
+            provenance=SEED_PROVENANCE, source_kind="seed",
+            keep=("pair", "contrast", "register"))
+        norm["pair"] = f"stance/{name.removesuffix('.csv')}:" + norm["pair"]
         frames.append(norm)
     if not frames:
         return pd.DataFrame(columns=["text", "value", "intensity", "pair", "contrast",
