@@ -15,7 +15,7 @@ split-conformal interval widths are calibrated on
 (``valueflow.embed.write_shipped_judge(..., calibration=DIR/predictions.csv)``).
 
     python benchmarks/bench_register_heldout.py --out /tmp/heldout [--groups 2] [--members 3] \
-        [--epochs 3] [--train-layers 4] [--off-weight 0.2] [--pair-weight W] [--stance none]
+        [--epochs 3] [--train-layers 4] [--off-weight 0.2] [--pair-weight W] [--rank-weight W] [--stance none]
 
 With ``--members K`` each group's judge is the weight average (``average_finetunes``) of K
 fine-tunings (seeds ``--train-seed`` .. +K-1, in ``model-<g>/m<i>``; finished members are kept
@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                          "averaged share the grouping and differ here")
     ap.add_argument("--pair-weight", type=float, default=None,
                     help="weight of the pairwise stance loss (default: the shipped recipe's)")
+    ap.add_argument("--rank-weight", type=float, default=None,
+                    help="weight of the within-value ranking loss (default: the shipped recipe's)")
     ap.add_argument("--stance", choices=["train", "none"], default="none",
                     help="train: also train on the stance pairs of all but the STANCE_HELDOUT "
                          "values (their held-out registers are left out like the seed's); "
@@ -110,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                                  hier_weight=0.1, seed=first + i)
             if args.pair_weight is not None:
                 cfg.pair_weight = args.pair_weight
+            if args.rank_weight is not None:
+                cfg.rank_weight = args.rank_weight
             if not (sub / "heads.npz").is_file():
                 finetune_encoder(train, sub, cfg, neutral=neutral)
         if args.members > 1:

@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from valueflow.embed._finetune import _batch_pairs, _pair_ids, judge_targets, length_batches
+from valueflow.embed._finetune import (
+    _batch_pairs,
+    _pair_ids,
+    _value_pairs,
+    judge_targets,
+    length_batches,
+)
 from valueflow.embed._judge import (
     STRENGTH_EDGES,
     Calibration,
@@ -130,6 +136,18 @@ def test_minimal_pairs_share_a_batch_and_are_ordered_by_intensity():
     i, j, sgn = _batch_pairs(pair, col, y)
     # equal intensities, unpaired rows and values without a head give no pair
     assert i.tolist() == [0, 2] and j.tolist() == [1, 3] and sgn.tolist() == [1.0, -1.0]
+
+
+def test_ranked_pairs_are_same_value_rows_far_enough_apart():
+    col = np.array([0, 0, 0, 1, 1, -1, -1, 0])
+    y = np.array([5.0, -3.0, 4.0, 2.0, 2.5, 9.0, -9.0, 6.0])
+    i, j, sgn = _value_pairs(col, y, 2.0)
+    got = sorted(zip(i.tolist(), j.tolist(), sgn.tolist(), strict=True))
+    # value 0: rows 0, 1, 2, 7; (0, 2) and (0, 7) are 1 apart and (2, 7) 2 apart; value 1's
+    # rows differ by 0.5; rows without a head (-1) never pair, not even with each other
+    assert got == [(0, 1, 1.0), (1, 2, -1.0), (1, 7, -1.0), (2, 7, -1.0)]
+    assert all(y[a] != y[b] and col[a] == col[b] for a, b in zip(i, j, strict=True))
+    assert len(_value_pairs(col, y, 20.0)[0]) == 0
 
 
 def test_stance_pairs_are_well_formed_and_the_heldout_values_stay_out_of_training():
@@ -584,7 +602,7 @@ def test_a_finetune_continues_from_a_model_and_trains_on_minimal_pairs(tmp_path)
     frame = frame[frame["value"].isin(["schwartz:benevolence", "schwartz:power"])]
     frame = frame.iloc[:48].reset_index(drop=True)  # 24 whole pairs
     cfg = FineTuneConfig(rank=4, alpha=8, train_layers=1, batch_size=8, max_steps=3, lr=5e-3,
-                         pair_weight=1.0)
+                         pair_weight=1.0, rank_weight=0.5)
     everyday = ["The bus leaves at nine.", "Can you pass the salt?", "It rained all day."]
     first = finetune_encoder(frame, tmp_path / "a", cfg, verbose=False, neutral=everyday)
     assert json.loads((first / "hives.json").read_text(encoding="utf-8"))["n_neutral_texts"] == 3
@@ -599,6 +617,8 @@ def test_a_finetune_continues_from_a_model_and_trains_on_minimal_pairs(tmp_path)
     assert meta["continued_from"]["n_train_texts"] == 48
     with pytest.raises(ConfigError, match="pair_weight=-1"):
         FineTuneConfig(pair_weight=-1.0).validate()
+    with pytest.raises(ConfigError, match=r"rank_weight=-0\.5"):
+        FineTuneConfig(rank_weight=-0.5).validate()
     with pytest.raises(ConfigError, match="rank"):
         finetune_encoder(frame, tmp_path / "c", FineTuneConfig(rank=8, alpha=16, train_layers=1,
                                                               max_steps=0), init=first,

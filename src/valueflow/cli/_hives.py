@@ -43,6 +43,9 @@ def hives() -> None:
 @click.option("--pair-weight", default=None, type=float,
               help="lora: weight of the stance loss on minimal pairs (rows sharing a 'pair' "
                    "id; with --vidb seed the seed's own pairs) [0.2].")
+@click.option("--rank-weight", default=None, type=float,
+              help="lora: weight of the ranking loss on every two texts of one value in a "
+                   "batch whose intensities differ by 2 or more [0.5].")
 @click.option("--members", default=1, show_default=True, type=click.IntRange(min=1),
               help="lora: train this many copies with seeds SEED, SEED+1, ... (in OUT/m0, "
                    "OUT/m1, ...) and average their weights into one model in OUT, as fast as "
@@ -50,13 +53,16 @@ def hives() -> None:
 def train(base: str, out: str, source: str, mode: str, head_input: str | None,
           epochs: int | None,
           epochs_stage2: int | None, lr: float | None, holdout: float, seed: int,
-          resume: bool, init: str | None, pair_weight: float | None, members: int) -> None:
+          resume: bool, init: str | None, pair_weight: float | None, rank_weight: float | None,
+          members: int) -> None:
     """Train HiVES: stage 1 within theories, then stage 2 across theories."""
     from valueflow.embed import TrainConfig, train_hives
     from valueflow.vidb import load_vidb
 
     if members > 1 and mode != "lora":
         raise click.UsageError("--members applies to --mode lora only")
+    if mode != "lora" and (pair_weight is not None or rank_weight is not None):
+        raise click.UsageError("--pair-weight and --rank-weight apply to --mode lora only")
     if mode == "lora":
         from valueflow.embed import FineTuneConfig, finetune_encoder
 
@@ -69,6 +75,8 @@ def train(base: str, out: str, source: str, mode: str, head_input: str | None,
             cfg.lr = lr
         if pair_weight is not None:
             cfg.pair_weight = pair_weight
+        if rank_weight is not None:
+            cfg.rank_weight = rank_weight
         cfg.validate()  # before loading anything
         start = None
         if init is not None:

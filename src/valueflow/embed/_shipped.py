@@ -344,9 +344,13 @@ def write_shipped_judge(model_dir: str | Path, *, calibration: str | Path | None
         real = "; on human-made data we did not write: " + ", ".join(
             f"{k} {v}" for k, v in validity.items())
     stance = train.loc[~in_seed, "value"].nunique()
+    config = meta.get("config") or {}
     paired = (f"; its {int(train.loc[in_seed, 'pair'].notna().sum())} paired texts (the same "
               f"situation, opposite stance) also taught stance by a pairwise loss"
-              if meta.get("config", {}).get("pair_weight", 0) > 0 else "")
+              if config.get("pair_weight", 0) > 0 else "")
+    if config.get("rank_weight", 0) > 0:
+        paired += ("; texts of one value were also trained to come out in the order of their "
+                   "intensities (a pairwise ranking loss)")
     with_pairs = (f" and {n_pairs} minimal pairs on stance (negation, refusal, approval or "
                   f"regret, sarcasm) for {stance} values" if n_pairs else "")
     n_avg = len(meta.get("averaged_from") or ())
