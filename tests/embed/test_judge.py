@@ -148,6 +148,9 @@ def test_ranked_pairs_are_same_value_rows_far_enough_apart():
     assert got == [(0, 1, 1.0), (1, 2, -1.0), (1, 7, -1.0), (2, 7, -1.0)]
     assert all(y[a] != y[b] and col[a] == col[b] for a, b in zip(i, j, strict=True))
     assert len(_value_pairs(col, y, 20.0)[0]) == 0
+    # gap 0 still leaves out equal intensities (a pair with no order to learn)
+    i0, j0, s0 = _value_pairs(np.zeros(3, int), np.array([1.0, 1.0, 2.0]), 0.0)
+    assert list(zip(i0.tolist(), j0.tolist(), strict=True)) == [(0, 2), (1, 2)] and np.all(s0 == -1)
 
 
 def test_stance_pairs_are_well_formed_and_the_heldout_values_stay_out_of_training():

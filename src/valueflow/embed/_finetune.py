@@ -320,23 +320,20 @@ def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfi
             loss = ((pred - y_t[it]) ** 2 * w_t[it]).sum() / w_t[it].sum().clamp(min=1e-9)
             if cfg.hier_weight > 0:
                 loss = loss + cfg.hier_weight * hier(z, levels_t[it], dir_t[it])
+            ordered = []  # (weight, pairs): minimal pairs, then every ranked pair of a value
             if cfg.pair_weight > 0:
-                i_, j_, sgn = _batch_pairs(pair_ids[idx], own_col[idx], intensity[idx])
-                if len(i_):
-                    c = torch.as_tensor(own_col[idx][i_], device=device)
-                    diff = (pred[torch.as_tensor(i_, device=device), c]
-                            - pred[torch.as_tensor(j_, device=device), c])
-                    margin = torch.as_tensor(sgn, device=device, dtype=diff.dtype) * diff
-                    loss = loss + cfg.pair_weight * torch.nn.functional.softplus(
-                        -PAIR_SCALE * margin).mean()
+                ordered.append((cfg.pair_weight,
+                                _batch_pairs(pair_ids[idx], own_col[idx], intensity[idx])))
             if cfg.rank_weight > 0:
-                i_, j_, sgn = _value_pairs(own_col[idx], intensity[idx], cfg.rank_gap)
+                ordered.append((cfg.rank_weight,
+                                _value_pairs(own_col[idx], intensity[idx], cfg.rank_gap)))
+            for weight, (i_, j_, sgn) in ordered:
                 if len(i_):
                     c = torch.as_tensor(own_col[idx][i_], device=device)
                     diff = (pred[torch.as_tensor(i_, device=device), c]
                             - pred[torch.as_tensor(j_, device=device), c])
                     margin = torch.as_tensor(sgn, device=device, dtype=diff.dtype) * diff
-                    loss = loss + cfg.rank_weight * torch.nn.functional.softplus(
+                    loss = loss + weight * torch.nn.functional.softplus(
                         -PAIR_SCALE * margin).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -491,11 +488,13 @@ def _batch_pairs(pair: NDArray[Any], col: NDArray[Any], y: NDArray[Any]
 def _value_pairs(col: NDArray[Any], y: NDArray[Any], gap: float
                  ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
     """Positions ``i < j`` of the rows in one batch that belong to the same value (with a
-    head) and whose intensities differ by at least ``gap``, and the sign of ``y_i - y_j``."""
+    head) and whose intensities differ by at least ``gap`` (and at all: ``gap`` 0 pairs no
+    equal intensities), and the sign of ``y_i - y_j``."""
     col = np.asarray(col)
     y = np.asarray(y, float)
     i, j = np.triu_indices(len(col), k=1)
-    keep = (col[i] >= 0) & (col[i] == col[j]) & (np.abs(y[i] - y[j]) >= gap)
+    d = np.abs(y[i] - y[j])
+    keep = (col[i] >= 0) & (col[i] == col[j]) & (d >= gap) & (d > 0)
     i, j = i[keep].astype(np.int64), j[keep].astype(np.int64)
     return i, j, np.sign(y[i] - y[j])
 
