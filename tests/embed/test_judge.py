@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from valueflow.embed._finetune import (
-    _batch_pairs,
+    _ordered_pairs,
     _pair_ids,
-    _value_pairs,
     judge_targets,
     length_batches,
 )
@@ -133,7 +132,7 @@ def test_minimal_pairs_share_a_batch_and_are_ordered_by_intensity():
     pair = np.array([0, 0, 1, 1, 2, 2, -1, 3])
     col = np.array([0, 0, 1, 1, 0, 0, 0, -1])
     y = np.array([5.0, -3.0, -2.0, 4.0, 1.0, 1.0, 7.0, 2.0])
-    i, j, sgn = _batch_pairs(pair, col, y)
+    i, j, sgn = _ordered_pairs(pair, col, y)
     # equal intensities, unpaired rows and values without a head give no pair
     assert i.tolist() == [0, 2] and j.tolist() == [1, 3] and sgn.tolist() == [1.0, -1.0]
 
@@ -141,15 +140,16 @@ def test_minimal_pairs_share_a_batch_and_are_ordered_by_intensity():
 def test_ranked_pairs_are_same_value_rows_far_enough_apart():
     col = np.array([0, 0, 0, 1, 1, -1, -1, 0])
     y = np.array([5.0, -3.0, 4.0, 2.0, 2.5, 9.0, -9.0, 6.0])
-    i, j, sgn = _value_pairs(col, y, 2.0)
+    i, j, sgn = _ordered_pairs(col, col, y, 2.0)
     got = sorted(zip(i.tolist(), j.tolist(), sgn.tolist(), strict=True))
     # value 0: rows 0, 1, 2, 7; (0, 2) and (0, 7) are 1 apart and (2, 7) 2 apart; value 1's
     # rows differ by 0.5; rows without a head (-1) never pair, not even with each other
     assert got == [(0, 1, 1.0), (1, 2, -1.0), (1, 7, -1.0), (2, 7, -1.0)]
     assert all(y[a] != y[b] and col[a] == col[b] for a, b in zip(i, j, strict=True))
-    assert len(_value_pairs(col, y, 20.0)[0]) == 0
+    assert len(_ordered_pairs(col, col, y, 20.0)[0]) == 0
     # gap 0 still leaves out equal intensities (a pair with no order to learn)
-    i0, j0, s0 = _value_pairs(np.zeros(3, int), np.array([1.0, 1.0, 2.0]), 0.0)
+    g0 = np.zeros(3, int)
+    i0, j0, s0 = _ordered_pairs(g0, g0, np.array([1.0, 1.0, 2.0]), 0.0)
     assert list(zip(i0.tolist(), j0.tolist(), strict=True)) == [(0, 2), (1, 2)] and np.all(s0 == -1)
 
 

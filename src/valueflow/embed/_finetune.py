@@ -323,10 +323,11 @@ def finetune_encoder(frame: pd.DataFrame, out: str | Path, config: FineTuneConfi
             ordered = []  # (weight, pairs): minimal pairs, then every ranked pair of a value
             if cfg.pair_weight > 0:
                 ordered.append((cfg.pair_weight,
-                                _batch_pairs(pair_ids[idx], own_col[idx], intensity[idx])))
+                                _ordered_pairs(pair_ids[idx], own_col[idx], intensity[idx])))
             if cfg.rank_weight > 0:
                 ordered.append((cfg.rank_weight,
-                                _value_pairs(own_col[idx], intensity[idx], cfg.rank_gap)))
+                                _ordered_pairs(own_col[idx], own_col[idx], intensity[idx],
+                                               cfg.rank_gap)))
             for weight, (i_, j_, sgn) in ordered:
                 if len(i_):
                     c = torch.as_tensor(own_col[idx][i_], device=device)
@@ -464,37 +465,17 @@ def _pair_ids(frame: pd.DataFrame) -> NDArray[np.int64]:
     return codes
 
 
-def _batch_pairs(pair: NDArray[Any], col: NDArray[Any], y: NDArray[Any]
-                 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    """Positions ``i, j`` of the rows in one batch that form a pair (same pair id, a value
-    with a head, different intensities) and the sign of ``y_i - y_j``."""
-    out_i: list[int] = []
-    out_j: list[int] = []
-    seen: dict[int, list[int]] = {}
-    for pos, p in enumerate(pair):
-        if p >= 0 and col[pos] >= 0:
-            seen.setdefault(int(p), []).append(pos)
-    for members in seen.values():
-        for a_, a in enumerate(members):
-            for b in members[a_ + 1:]:
-                if y[a] != y[b]:
-                    out_i.append(a)
-                    out_j.append(b)
-    i = np.array(out_i, np.int64)
-    j = np.array(out_j, np.int64)
-    return i, j, np.sign(y[i] - y[j]) if len(i) else np.zeros(0)
-
-
-def _value_pairs(col: NDArray[Any], y: NDArray[Any], gap: float
-                 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    """Positions ``i < j`` of the rows in one batch that belong to the same value (with a
-    head) and whose intensities differ by at least ``gap`` (and at all: ``gap`` 0 pairs no
-    equal intensities), and the sign of ``y_i - y_j``."""
-    col = np.asarray(col)
-    y = np.asarray(y, float)
+def _ordered_pairs(group: NDArray[Any], col: NDArray[Any], y: NDArray[Any], gap: float = 0.0
+                   ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Positions ``i < j`` of the rows in one batch that share a ``group`` id (>= 0), belong
+    to values with a head (``col`` >= 0) and differ in intensity by at least ``gap`` (and at
+    all), and the sign of ``y_i - y_j``. Minimal pairs: ``group`` = pair id; every ranked
+    pair of a value: ``group`` = ``col``."""
+    group, col, y = np.asarray(group), np.asarray(col), np.asarray(y, float)
     i, j = np.triu_indices(len(col), k=1)
     d = np.abs(y[i] - y[j])
-    keep = (col[i] >= 0) & (col[i] == col[j]) & (d >= gap) & (d > 0)
+    keep = ((group[i] >= 0) & (group[i] == group[j]) & (col[i] >= 0) & (col[j] >= 0)
+            & (d >= gap) & (d > 0))
     i, j = i[keep].astype(np.int64), j[keep].astype(np.int64)
     return i, j, np.sign(y[i] - y[j])
 
