@@ -88,3 +88,41 @@ def test_user_error_is_one_line_with_hint_and_exit_2():
     assert out.stderr.startswith("Error: ")
     assert "Traceback" not in out.stderr
     assert "benevolence" in out.stderr
+
+
+_SWALLOWED = """
+import sys, time
+from valueflow.cli._main import Terminated, _stop_on_sigterm
+
+class Finalised:
+    def __del__(self):
+        raise {exc}
+
+try:
+    with _stop_on_sigterm():
+        Finalised()  # the exception raised in __del__ is "ignored" by Python
+        for _ in range(300):
+            time.sleep(0.01)
+    print("ran to the end")
+except {caught}:
+    print("stopped")
+"""
+
+
+@pytest.mark.parametrize("exc, caught", [("Terminated()", "Terminated"),
+                                         ("KeyboardInterrupt()", "KeyboardInterrupt")])
+def test_a_stop_swallowed_inside_a_finaliser_is_delivered_again(exc, caught):
+    # A signal handler can run inside a __del__ or weakref callback, where Python prints the
+    # exception and goes on: the stop must not be lost (CI once saw a SIGTERM run finish 0).
+    proc = subprocess.run([sys.executable, "-c", _SWALLOWED.format(exc=exc, caught=caught)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "stopped", proc.stderr
+    assert "Exception ignored" not in proc.stderr
+
+
+def test_other_exceptions_in_finalisers_still_reach_the_previous_hook():
+    proc = subprocess.run(
+        [sys.executable, "-c", _SWALLOWED.format(exc="ValueError('x')", caught="ValueError")],
+        capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "ran to the end"
+    assert "Exception ignored" in proc.stderr and "ValueError: x" in proc.stderr

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -137,6 +139,32 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
+def _redeliver_swallowed_interrupts(previous: Any) -> Any:
+    """An ``sys.unraisablehook`` that delivers a swallowed stop again.
+
+    A signal handler runs between any two bytecodes, also inside a weakref callback or a
+    ``__del__``; Python prints the exception raised there ("Exception ignored in ...") and
+    carries on, so the stop would be lost and the run go on to the end. This hook has the
+    same signal sent to the main thread once more, 50 ms later from a timer thread so that
+    the handler runs after the hook has returned (inside it, it would be swallowed again; if
+    it is swallowed again elsewhere, the hook sends it once more), and leaves every other
+    unraisable exception to the previous hook.
+    """
+    import _thread
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            signum = (signal.SIGTERM if isinstance(unraisable.exc_value, Terminated)
+                      else signal.SIGINT)
+            timer = threading.Timer(0.05, _thread.interrupt_main, args=(signum,))
+            timer.daemon = True
+            timer.start()
+            return
+        previous(unraisable)
+
+    return hook
+
+
 _INTERRUPTED = "Interrupted. Finished work is saved; run the same command again to resume."
 
 
@@ -148,14 +176,25 @@ def main(argv: list[str] | None = None) -> Any:
     Ctrl-C, 143 SIGTERM.
     """
     _quiet_model_libraries()
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
+    with _stop_on_sigterm():
         return _main(argv)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM stops the command like Ctrl-C, and no stop is swallowed on the way; an
+    in-process caller (tests, notebooks) gets its handler and unraisable hook back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _redeliver_swallowed_interrupts(previous_hook)
+    try:
+        yield
     finally:
-        if previous is not None:  # an in-process caller (tests) gets its handler back
-            signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = previous_hook
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _main(argv: list[str] | None) -> Any:
