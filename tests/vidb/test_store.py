@@ -100,6 +100,22 @@ def test_seed_covers_the_32_values_over_the_whole_scale():
     assert seed.provenance.str.contains("authored").all()
 
 
+def test_seed_minimal_pairs_hold_one_situation_of_one_value_at_different_intensities():
+    # The fine-tuning's pair loss orders the texts of a pair id: a pair split over two values
+    # or two registers, a lone text, or equal intensities would teach nothing or the wrong thing.
+    from valueflow.vidb._seed import judge_training_frame
+
+    frame = judge_training_frame()
+    groups = frame[frame["pair"].notna()].groupby("pair")
+    assert len(groups) > 1100
+    assert groups.size().min() >= 2
+    assert (groups["value"].nunique() == 1).all() and (groups["register"].nunique() == 1).all()
+    assert (groups["intensity"].agg(lambda x: x.max() - x.min()) >= 1).all()
+    # every register of the seed has pairs
+    assert set(frame.loc[frame["pair"].notna(), "register"]) >= set(frame["register"]) - {
+        "v1-sentences", "v1-responses"}
+
+
 def test_cli_import_stats_export(tmp_workspace, tmp_path):
     tmp_workspace.close()  # the CLI opens the workspace itself
     runner = CliRunner()
