@@ -27,6 +27,11 @@ timetables, recipes, exercise steps, facts — kept out of every training set) s
 values: mean |intensity| and the share of (text, value) pairs with |intensity| > 2. A judge
 that reads values into anything fails this.
 
+Unseen registers: ``tests/embed/data/unseen_registers.csv`` (reviews, speeches, fiction,
+policies, essays: 384 texts each with minimal pairs, written by another hand than the seed and
+never trained on), per register: Spearman, sign accuracy on |intensity| >= 2, share of
+minimal pairs ordered right.
+
     python benchmarks/bench_validity.py [--vidb-fewshot PATH] [--previous] [--out results.json]
 """
 
@@ -80,6 +85,22 @@ def neutral_results(judges: dict[str, Any]) -> dict[str, dict[str, float]]:
         x = np.column_stack([judge.score(texts, v.id)[:, 0] for v in evaluation_values()])
         out[jname] = {"n": float(x.size), "mean_abs_intensity": float(np.abs(x).mean()),
                       "share_abs_over_2": float((np.abs(x) > 2).mean())}
+    return out
+
+
+def unseen_register_results(judges: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per-register metrics on the five unseen registers (see the module docstring), one
+    ``judge/register`` row each."""
+    import pandas as pd
+
+    from valueflow.embed._validity import register_metrics
+
+    path = Path(__file__).parents[1] / "tests" / "embed" / "data" / "unseen_registers.csv"
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    out: dict[str, dict[str, float]] = {}
+    for jname, judge in judges.items():
+        for register, m in register_metrics(frame, score_by_value(judge, frame)).items():
+            out[f"{jname}/{register}"] = m
     return out
 
 
@@ -166,11 +187,12 @@ def main(argv: list[str] | None = None) -> int:
             m["seconds"] = time.monotonic() - t0
             results.setdefault(dname, {})[jname] = m
     results["neutral"] = neutral_results(judges)
+    results["unseen registers"] = unseen_register_results(judges)
     relevance = relevance_results(data, judges)
     if relevance:
         results["relevance"] = relevance
     for dname, by_judge in results.items():
-        keys = [k for k in next(iter(by_judge.values())) if k not in ("n", "seconds", "n_clear")]
+        keys = [k for k in next(iter(by_judge.values())) if k not in ("n", "seconds", "n_clear", "n_pairs")]
         print(f"\n{dname} (n = {int(next(iter(by_judge.values()))['n'])})")
         print("| judge | " + " | ".join(keys) + " |")
         print("|---|" + "---|" * len(keys))

@@ -475,13 +475,13 @@ def test_shipped_judge_measures_five_registers_it_never_saw():
     """Reviews, speeches, fiction, policies and essays (384 texts each, 12 per value, with two
     minimal pairs per value), written by another hand than the seed and never trained on.
     Shipped judge when written (2026-12-03): Spearman essay 0.43, fiction 0.28, policy 0.58,
-    review 0.59, speech 0.54; the base encoder's heads 0.18, -0.05, 0.23, 0.10, 0.17."""
+    review 0.59, speech 0.54; the base encoder's phrasing prototypes 0.18, -0.05, 0.23, 0.10,
+    0.17."""
     pytest.importorskip("sentence_transformers")
     import pandas as pd
-    from scipy.stats import spearmanr
 
     from valueflow.embed import load_local_scorer
-    from valueflow.embed._validity import PhrasingJudge, score_by_value
+    from valueflow.embed._validity import PhrasingJudge, register_metrics, score_by_value
     from valueflow.vidb import load_seed
     from valueflow.vidb._seed import seed_registers
 
@@ -490,24 +490,14 @@ def test_shipped_judge_measures_five_registers_it_never_saw():
     seed = load_seed()
     assert len(registers) == 5 and not registers & set(seed_registers(seed))
     assert not set(df["text"]) & set(seed["text"])
-    preds = {name: np.asarray(score_by_value(j, df), float)
-             for name, j in (("local", load_local_scorer()), ("base", PhrasingJudge()))}
-    for register, g in df.groupby("register"):
-        y, clear = g["intensity"].to_numpy(float), g["intensity"].abs().to_numpy() >= 2
-        rho, sign, pairs = {}, {}, {}
-        for name, p in preds.items():
-            q = p[g.index]
-            rho[name] = float(spearmanr(y, q)[0])
-            sign[name] = float(np.mean(np.sign(q[clear]) == np.sign(y[clear])))
-            ordered = [np.sign(a.iloc[0] - a.iloc[1]) == np.sign(b.iloc[0] - b.iloc[1])
-                       for (_, a), (_, b) in zip(g.groupby("pair")["intensity"],
-                                                 pd.Series(q, index=g.index)
-                                                 .groupby(g["pair"]), strict=True)]
-            pairs[name] = float(np.mean(ordered))
-        assert len(ordered) == 64, register
-        assert rho["local"] > max(0.25, rho["base"] + 0.2), (register, rho)
-        assert sign["local"] > max(0.6, sign["base"] + 0.05), (register, sign)
-        assert pairs["local"] > max(0.7, pairs["base"] + 0.05), (register, pairs)
+    local, base = (register_metrics(df, score_by_value(j, df))
+                   for j in (load_local_scorer(), PhrasingJudge()))
+    for register in registers:
+        lo, ba = local[register], base[register]
+        assert lo["n"] == 384 and lo["n_pairs"] == 64, (register, lo)
+        assert lo["spearman"] > max(0.25, ba["spearman"] + 0.2), (register, lo, ba)
+        assert lo["sign_acc"] > max(0.6, ba["sign_acc"] + 0.05), (register, lo, ba)
+        assert lo["pairs"] > max(0.7, ba["pairs"] + 0.05), (register, lo, ba)
 
 
 @pytest.mark.model

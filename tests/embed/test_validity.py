@@ -112,3 +112,22 @@ def test_metrics_by_kind():
     m = val.validity_metrics(rel, [3.0, 1.0, 0.5, 2.0])
     assert m["auc"] == pytest.approx(0.5) and m["positive"] == pytest.approx(1.0)
     assert np.isnan(val._auc(np.array([]), np.array([1.0])))
+
+
+def test_register_metrics_per_register_sign_on_clear_texts_and_pair_order():
+    import pandas as pd
+
+    from valueflow.embed._validity import register_metrics
+
+    frame = pd.DataFrame({"register": ["a", "a", "a", "a", "a", "b", "b"],
+                          "intensity": [5, -5, 3, -3, 1, 2, -2],
+                          "pair": ["p", "p", None, None, None, "q", "q"]})
+    pred = np.array([1.0, -1.0, -2.0, -1.0, -9.0, -1.0, 1.0])
+    m = register_metrics(frame, pred)
+    assert set(m) == {"a", "b", "all"}
+    # |intensity| < 2 (the 1) is not a clear text: 3 of the 4 clear signs in a are right
+    assert m["a"]["sign_acc"] == 0.75 and m["b"]["sign_acc"] == 0.0
+    assert (m["a"]["pairs"], m["a"]["n_pairs"]) == (1.0, 1.0)
+    assert (m["b"]["pairs"], m["all"]["pairs"], m["all"]["n_pairs"]) == (0.0, 0.5, 2.0)
+    assert m["a"]["n"] == 5 and m["all"]["n"] == 7
+    assert m["b"]["spearman"] == pytest.approx(-1.0)

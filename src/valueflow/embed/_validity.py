@@ -290,3 +290,31 @@ def validity_metrics(frame: pd.DataFrame, pred: NDArray[Any] | Sequence[float]
         raise DataError(f"unknown validity kind {kind!r}", hint="intensity, valence, sign or "
                                                               "relevance")
     return out
+
+
+def register_metrics(frame: pd.DataFrame, pred: NDArray[Any] | Sequence[float]
+                     ) -> dict[str, dict[str, float]]:
+    """Per ``register`` of ``frame`` (and ``"all"``): Spearman of ``intensity`` with ``pred``,
+    sign accuracy on clear texts (``|intensity| >= 2``), and the share of minimal pairs (rows
+    sharing a ``pair`` id, equal intensities skipped) whose order ``pred`` keeps."""
+    from scipy.stats import spearmanr
+
+    pred = np.asarray(pred, dtype=float)
+    y = frame["intensity"].to_numpy(float)
+    registers = frame["register"].astype(str).to_numpy()
+    pair = frame["pair"].to_numpy(object) if "pair" in frame else np.full(len(frame), None)
+    out: dict[str, dict[str, float]] = {}
+    for name in [*sorted(set(registers)), "all"]:
+        m = np.ones(len(y), bool) if name == "all" else registers == name
+        clear = m & (np.abs(y) >= 2)
+        ordered = []
+        for pid in {p for p in pair[m] if isinstance(p, str) and p}:
+            idx = np.flatnonzero(m & (pair == pid))
+            for i, j in ((i, j) for a, i in enumerate(idx) for j in idx[a + 1:]):
+                if y[i] != y[j]:
+                    ordered.append(np.sign(y[i] - y[j]) == np.sign(pred[i] - pred[j]))
+        out[name] = {"n": float(m.sum()), "spearman": float(spearmanr(y[m], pred[m])[0]),
+                     "sign_acc": float(np.mean(np.sign(pred[clear]) == np.sign(y[clear]))),
+                     "pairs": float(np.mean(ordered)) if ordered else float("nan"),
+                     "n_pairs": float(len(ordered))}
+    return out
