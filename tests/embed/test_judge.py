@@ -506,20 +506,13 @@ def test_shipped_judge_orders_stance_pairs_of_values_it_never_saw_them_for():
     whose pairs the judge never trained on, written by another hand than the training pairs."""
     pytest.importorskip("sentence_transformers")
     from valueflow.embed import load_local_scorer
-    from valueflow.embed._validity import PhrasingJudge, score_by_value
+    from valueflow.embed._validity import PhrasingJudge, register_metrics, score_by_value
     from valueflow.vidb._seed import load_stance_pairs
 
     pairs = load_stance_pairs("heldout")
     assert len(pairs) >= 8 * 80
-    acc = {}
-    for name, judge in (("local", load_local_scorer()), ("base", PhrasingJudge())):
-        pred = score_by_value(judge, pairs)
-        ok = []
-        for _, g in pairs.assign(pred=pred).groupby("pair"):
-            (y1, y2), (p1, p2) = g["intensity"].tolist(), g["pred"].tolist()
-            if y1 != y2:
-                ok.append(np.sign(y1 - y2) == np.sign(p1 - p2))
-        acc[name] = float(np.mean(ok))
+    acc = {name: register_metrics(pairs, score_by_value(judge, pairs))["all"]["pairs"]
+           for name, judge in (("local", load_local_scorer()), ("base", PhrasingJudge()))}
     assert acc["local"] > acc["base"] + 0.08 and acc["local"] > 0.72, acc
 
 

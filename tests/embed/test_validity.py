@@ -119,7 +119,8 @@ def test_register_metrics_per_register_sign_on_clear_texts_and_pair_order():
 
     from valueflow.embed._validity import register_metrics
 
-    frame = pd.DataFrame({"register": ["a", "a", "a", "a", "a", "b", "b"],
+    frame = pd.DataFrame({"value": ["v"] * 7,
+                          "register": ["a", "a", "a", "a", "a", "b", "b"],
                           "intensity": [5, -5, 3, -3, 1, 2, -2],
                           "pair": ["p", "p", None, None, None, "q", "q"]})
     pred = np.array([1.0, -1.0, -2.0, -1.0, -9.0, -1.0, 1.0])

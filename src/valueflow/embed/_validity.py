@@ -296,25 +296,27 @@ def register_metrics(frame: pd.DataFrame, pred: NDArray[Any] | Sequence[float]
                      ) -> dict[str, dict[str, float]]:
     """Per ``register`` of ``frame`` (and ``"all"``): Spearman of ``intensity`` with ``pred``,
     sign accuracy on clear texts (``|intensity| >= 2``), and the share of minimal pairs (rows
-    sharing a ``pair`` id, equal intensities skipped) whose order ``pred`` keeps."""
+    of one ``value`` sharing a ``pair`` id, equal intensities skipped) whose order ``pred``
+    keeps: the pairs the fine-tuning's pair loss orders (``_pair_ids``, ``_ordered_pairs``)."""
     from scipy.stats import spearmanr
+
+    from valueflow.embed._finetune import _ordered_pairs, _pair_ids
 
     pred = np.asarray(pred, dtype=float)
     y = frame["intensity"].to_numpy(float)
     registers = frame["register"].astype(str).to_numpy()
-    pair = frame["pair"].to_numpy(object) if "pair" in frame else np.full(len(frame), None)
+    codes = _pair_ids(frame)
+    paired = np.flatnonzero(codes >= 0)
+    pi, pj, sgn = _ordered_pairs(codes[paired], codes[paired], y[paired])
+    i, j = paired[pi], paired[pj]
+    kept = sgn == np.sign(pred[i] - pred[j])
     out: dict[str, dict[str, float]] = {}
     for name in [*sorted(set(registers)), "all"]:
         m = np.ones(len(y), bool) if name == "all" else registers == name
         clear = m & (np.abs(y) >= 2)
-        ordered = []
-        for pid in {p for p in pair[m] if isinstance(p, str) and p}:
-            idx = np.flatnonzero(m & (pair == pid))
-            for i, j in ((i, j) for a, i in enumerate(idx) for j in idx[a + 1:]):
-                if y[i] != y[j]:
-                    ordered.append(np.sign(y[i] - y[j]) == np.sign(pred[i] - pred[j]))
+        ordered = kept[m[i] & m[j]]
         out[name] = {"n": float(m.sum()), "spearman": float(spearmanr(y[m], pred[m])[0]),
                      "sign_acc": float(np.mean(np.sign(pred[clear]) == np.sign(y[clear]))),
-                     "pairs": float(np.mean(ordered)) if ordered else float("nan"),
+                     "pairs": float(np.mean(ordered)) if len(ordered) else float("nan"),
                      "n_pairs": float(len(ordered))}
     return out
