@@ -91,8 +91,11 @@ def test_user_error_is_one_line_with_hint_and_exit_2():
 
 
 _SWALLOWED = """
-import sys, time
+import signal, sys, time
 from valueflow.cli._main import Terminated, _stop_on_sigterm
+
+# a background job inherits SIGINT ignored, and then Python sends no Ctrl-C at all
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 class Finalised:
     def __del__(self):
