@@ -132,3 +132,74 @@ def test_register_metrics_per_register_sign_on_clear_texts_and_pair_order():
     assert (m["b"]["pairs"], m["all"]["pairs"], m["all"]["n_pairs"]) == (0.0, 0.5, 2.0)
     assert m["a"]["n"] == 5 and m["all"]["n"] == 7
     assert m["b"]["spearman"] == pytest.approx(-1.0)
+
+
+class _FixedScorer:
+    """A scorer with given intensities and relevances per (text, value)."""
+
+    name = "fixed"
+
+    def __init__(self, score: dict[tuple[str, str], float], rel: dict[tuple[str, str], float]):
+        self._s, self._r = score, rel
+
+    def score(self, texts, value):
+        vid = value if isinstance(value, str) else value.id
+        m = np.array([self._s[(t, vid)] for t in texts])
+        return np.column_stack([m, m - 1, m + 1])
+
+    def relevance(self, texts, values):
+        return np.array([[self._r[(t, v)] for v in values] for t in texts])
+
+
+def test_profile_contrast_gives_the_means_profile_reports_and_their_difference():
+    from valueflow.embed import value_profile
+    from valueflow.embed._profile import relevance_weight
+
+    rng = np.random.default_rng(3)
+    values = ["schwartz:benevolence", "schwartz:power"]
+    texts = [f"text {i}" for i in range(14)]
+    groups = ["a"] * 8 + ["b"] * 6
+    s = {(t, v): float(rng.uniform(-9, 9)) for t in texts for v in values}
+    r = {(t, v): float(rng.uniform(0.3, 1.0)) for t in texts for v in values}
+    scorer = _FixedScorer(s, r)
+    prof = value_profile(texts, groups, scorer=scorer, values=values, n_boot=50)
+    mean = {(g, v): x for g, v, x in prof[["group", "value", "intensity"]].itertuples(index=False)}
+
+    def arrays(ts):
+        sc = np.array([[s[(t, v)] for v in values] for t in ts])
+        return sc, relevance_weight(np.array([[r[(t, v)] for v in values] for t in ts]))
+
+    sa, wa = arrays(texts[:8])
+    sb, wb = arrays(texts[8:])
+    c = val.profile_contrast(sa, wa, sb, wb, n_boot=500)
+    for j, v in enumerate(values):
+        assert c["a"][j] == pytest.approx(mean[("a", v)])
+        assert c["b"][j] == pytest.approx(mean[("b", v)])
+        assert c["diff"][j] == pytest.approx(mean[("a", v)] - mean[("b", v)])
+        assert c["low"][j] <= c["diff"][j] <= c["high"][j]
+
+
+def test_profile_contrast_interval_separates_groups_that_differ_and_not_ones_that_do_not():
+    rng = np.random.default_rng(0)
+    # value 0: a far above b; value 1: the same distribution in both groups
+    sa = np.column_stack([rng.normal(3, 1, 30), rng.normal(0, 2, 30)])
+    sb = np.column_stack([rng.normal(-3, 1, 30), rng.normal(0, 2, 30)])
+    c = val.profile_contrast(sa, np.ones_like(sa), sb, np.ones_like(sb), n_boot=1000)
+    assert c["low"][0] > 4.5 and c["high"][0] < 7.5
+    assert c["low"][1] < 0 < c["high"][1]
+    # constant groups: the difference and its interval are exact
+    c = val.profile_contrast(np.full((5, 1), 4.0), np.ones((5, 1)), np.full((3, 1), -2.0),
+                             np.ones((3, 1)))
+    assert (c["diff"][0], c["low"][0], c["high"][0]) == (6.0, 6.0, 6.0)
+
+
+def test_profile_contrast_a_value_a_group_barely_speaks_to_is_unknown():
+    sa, sb = np.full((4, 2), 5.0), np.full((4, 2), 1.0)
+    wa = np.array([[1.0, 0.1]] * 4)  # value 1: evidence 0.4 < 0.5 in group a
+    c = val.profile_contrast(sa, wa, sb, np.ones_like(sb))
+    assert c["diff"][0] == 4.0
+    assert np.isnan(c["a"][1]) and np.isnan(c["diff"][1]) and np.isnan(c["low"][1])
+    c = val.profile_contrast(sa, wa, sb, np.ones_like(sb), min_evidence=0.3)
+    assert c["diff"][1] == 4.0
+    with pytest.raises(DataError, match="matching shapes"):
+        val.profile_contrast(sa, wa[:, :1], sb, np.ones_like(sb))

@@ -45,6 +45,8 @@ __all__ = [
     "load_mfd2",
     "load_pyvalues",
     "load_reference_fewshot",
+    "profile_contrast",
+    "register_metrics",
     "score_by_value",
     "validity_metrics",
 ]
@@ -320,3 +322,44 @@ def register_metrics(frame: pd.DataFrame, pred: NDArray[Any] | Sequence[float]
                      "pairs": float(np.mean(ordered)) if len(ordered) else float("nan"),
                      "n_pairs": float(len(ordered))}
     return out
+
+
+def profile_contrast(scores_a: NDArray[Any], weights_a: NDArray[Any], scores_b: NDArray[Any],
+                     weights_b: NDArray[Any], *, n_boot: int = 2000, seed: int = 0,
+                     level: float = 0.9, min_evidence: float = 0.5
+                     ) -> dict[str, NDArray[np.float64]]:
+    """How two groups of texts differ on some values, as ``profile`` sees them.
+
+    ``scores_*`` and ``weights_*`` are ``n × k`` (texts × values): intensities and how much
+    each text counts on each value (the relevance weights of
+    :func:`~valueflow.embed._profile.relevance_weight`; ones for plain means). Per value:
+    the weighted means ``a`` and ``b`` (what :func:`~valueflow.embed.value_profile` reports),
+    ``diff = a - b`` and its percentile-bootstrap interval at ``level``, resampling the texts
+    of each group apart. A value that no text of a group speaks to (weights summing to 0)
+    gets NaN there.
+    """
+    sa, wa = np.asarray(scores_a, np.float64), np.asarray(weights_a, np.float64)
+    sb, wb = np.asarray(scores_b, np.float64), np.asarray(weights_b, np.float64)
+    if sa.ndim != 2 or sa.shape != wa.shape or sb.shape != wb.shape or sa.shape[1] != sb.shape[1]:
+        raise DataError("scores and weights must be texts × values arrays of matching shapes",
+                        hint=f"got {sa.shape}, {wa.shape} and {sb.shape}, {wb.shape}")
+    if not len(sa) or not len(sb):
+        raise DataError("each group needs at least one text")
+
+    def wmean(s: NDArray[np.float64], w: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
+        tot = w.sum(axis=axis)
+        known = (tot >= min_evidence) & (tot > 0)
+        return np.where(known, (w * s).sum(axis=axis) / np.where(known, tot, 1.0), np.nan)
+
+    a, b = wmean(sa, wa, 0), wmean(sb, wb, 0)
+    rng = np.random.default_rng(seed)
+    ia = rng.integers(0, len(sa), size=(n_boot, len(sa)))
+    ib = rng.integers(0, len(sb), size=(n_boot, len(sb)))
+    boot = wmean(sa[ia], wa[ia], 1) - wmean(sb[ib], wb[ib], 1)  # (boot, values)
+    tail = 50.0 * (1.0 - level)
+    lo, hi = np.full(len(a), np.nan), np.full(len(a), np.nan)
+    for j in range(len(a)):
+        ok = np.isfinite(boot[:, j])
+        if ok.any() and np.isfinite(a[j] - b[j]):
+            lo[j], hi[j] = np.percentile(boot[ok, j], [tail, 100.0 - tail])
+    return {"a": a, "b": b, "diff": a - b, "low": lo, "high": hi}
