@@ -28,8 +28,8 @@ values: mean |intensity| and the share of (text, value) pairs with |intensity| >
 that reads values into anything fails this.
 
 Unseen registers: ``tests/embed/data/unseen_registers.csv`` (reviews, speeches, fiction,
-policies, essays: 384 texts each with minimal pairs, written by another hand than the seed and
-never trained on), per register: Spearman, sign accuracy on |intensity| >= 2, share of
+policies, essays, maxims: 384 texts each with minimal pairs, written by another hand than the
+seed and never trained on), per register: Spearman, sign accuracy on |intensity| >= 2, share of
 minimal pairs ordered right.
 
     python benchmarks/bench_validity.py [--vidb-fewshot PATH] [--previous] [--out results.json]
