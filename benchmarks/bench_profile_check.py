@@ -60,14 +60,16 @@ def make_judge(name: str, model: str | None) -> Any:
     sys.exit(f"unknown judge {name!r}: local, base-heads or base-proto")
 
 
-def scores_and_weights(judge: Any, texts: list[str], values: list[str]) -> tuple[Any, Any]:
-    """``n × k`` intensities and profile weights, as ``valueflow profile`` forms them."""
+def scores_and_weights(judge: Any, texts: list[str], values: list[str], weighting: str = "auto"
+                       ) -> tuple[Any, Any]:
+    """``n × k`` intensities and profile weights, as ``valueflow profile --weighting`` forms
+    them (``auto``: relevance weights where the judge has relevance heads)."""
     import numpy as np
 
     from valueflow.embed._profile import relevance_weight
 
     s = np.column_stack([judge.score(texts, v)[:, 0] for v in values])
-    if hasattr(judge, "relevance"):
+    if weighting == "auto" and hasattr(judge, "relevance"):
         return s, relevance_weight(np.asarray(judge.relevance(texts, values), float))
     return s, np.ones_like(s)
 
@@ -83,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="values the second group should score higher on")
     ap.add_argument("--judges", default="local,base-heads,base-proto")
     ap.add_argument("--model", help="a local judge folder (default: the shipped judge)")
+    ap.add_argument("--weighting", choices=("auto", "equal"), default="auto",
+                    help="how texts count on a value, as in `valueflow profile`")
     ap.add_argument("--boot", type=int, default=2000, help="bootstrap resamples")
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args(argv)
@@ -101,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     for jname in [j for j in args.judges.split(",") if j]:
         judge = make_judge(jname, args.model)
-        sa, wa = scores_and_weights(judge, texts_a, values)
-        sb, wb = scores_and_weights(judge, texts_b, values)
+        sa, wa = scores_and_weights(judge, texts_a, values, args.weighting)
+        sb, wb = scores_and_weights(judge, texts_b, values, args.weighting)
         c = profile_contrast(sa, wa, sb, wb, n_boot=args.boot)
         rows = []
         for j, v in enumerate(values):
