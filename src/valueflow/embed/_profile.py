@@ -21,12 +21,14 @@ from valueflow.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["RELEVANCE_RAMP", "plot_profile", "relevance_weight", "value_profile"]
+__all__ = ["MIN_EVIDENCE", "RELEVANCE_RAMP", "plot_profile", "relevance_weight", "value_profile"]
 
 
 #: Relevance at or below which a text says nothing about a value, and from which it counts fully
 #: (profiles and the live tracker share it).
 RELEVANCE_RAMP = (0.5, 0.85)
+#: Evidence (summed relevance weights of a group's texts) below which a value is unknown.
+MIN_EVIDENCE = 0.5
 
 
 def relevance_weight(p: NDArray[Any], low: float = RELEVANCE_RAMP[0],
@@ -42,7 +44,7 @@ def relevance_weight(p: NDArray[Any], low: float = RELEVANCE_RAMP[0],
 def value_profile(texts: Sequence[str], groups: Sequence[Any] | None = None, *,
                   scorer: Any = None, values: Sequence[str] | None = None,
                   n_boot: int = 1000, seed: int = 0, weighting: str = "auto",
-                  min_evidence: float = 0.5) -> pd.DataFrame:
+                  min_evidence: float = MIN_EVIDENCE) -> pd.DataFrame:
     """Profile of each group (default: one group, ``all``) over the evaluation values.
 
     With ``weighting="relevance"`` (the default ``auto`` picks it when the scorer has

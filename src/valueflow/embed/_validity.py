@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from valueflow.embed._profile import MIN_EVIDENCE
 from valueflow.errors import DataError
 
 if TYPE_CHECKING:
@@ -326,7 +327,7 @@ def register_metrics(frame: pd.DataFrame, pred: NDArray[Any] | Sequence[float]
 
 def profile_contrast(scores_a: NDArray[Any], weights_a: NDArray[Any], scores_b: NDArray[Any],
                      weights_b: NDArray[Any], *, n_boot: int = 2000, seed: int = 0,
-                     level: float = 0.9, min_evidence: float = 0.5
+                     level: float = 0.9, min_evidence: float = MIN_EVIDENCE
                      ) -> dict[str, NDArray[np.float64]]:
     """How two groups of texts differ on some values, as ``profile`` sees them.
 
@@ -335,8 +336,9 @@ def profile_contrast(scores_a: NDArray[Any], weights_a: NDArray[Any], scores_b: 
     :func:`~valueflow.embed._profile.relevance_weight`; ones for plain means). Per value:
     the weighted means ``a`` and ``b`` (what :func:`~valueflow.embed.value_profile` reports),
     ``diff = a - b`` and its percentile-bootstrap interval at ``level``, resampling the texts
-    of each group apart. A value that no text of a group speaks to (weights summing to 0)
-    gets NaN there.
+    of each group apart. A value a group's texts barely speak to (weights summing to less than
+    ``min_evidence``, below which ``value_profile`` reports it unknown) gets NaN there; so does
+    a resample in which that happens, and the interval is taken over the other resamples.
     """
     sa, wa = np.asarray(scores_a, np.float64), np.asarray(weights_a, np.float64)
     sb, wb = np.asarray(scores_b, np.float64), np.asarray(weights_b, np.float64)

@@ -47,10 +47,10 @@ def cpu_has_amx() -> bool:
 
 
 @contextmanager
-def _model_defaults(**fields: Any) -> Iterator[dict[str, Any]]:
+def _model_defaults(**fields: Any) -> Iterator[None]:
     """While the block runs, llama-cpp-python's default model parameters carry ``fields``
     (settings its ``Llama`` takes no argument for). Fields this llama.cpp does not have are
-    left out; the ones applied are yielded."""
+    left out."""
     from llama_cpp import llama_cpp as lc
 
     with _PARAMS_LOCK:
@@ -66,7 +66,7 @@ def _model_defaults(**fields: Any) -> Iterator[dict[str, Any]]:
 
         lc.llama_model_default_params = defaults
         try:
-            yield applied
+            yield
         finally:
             lc.llama_model_default_params = original
 
