@@ -59,7 +59,7 @@ def test_profile_cli_json_and_files(tmp_path):
     res = CliRunner().invoke(cli, ["profile", str(src), "--group-column", "who", "--json",
                                    "--out", str(out), "--plot", str(plot)])
     assert res.exit_code == 0, res.output
-    payload = json.loads(res.output)
+    payload = json.loads(res.stdout)  # stderr may carry the encoder's loading bar
     assert "seed VIDB" in payload["scorer"]
     prof = pd.DataFrame(payload["profile"])
     assert len(prof) == 2 * 32 and set(prof.group) == {"a", "b"}
