@@ -22,6 +22,7 @@ texts (``all_few_shot.json``, fetched by the user, never committed).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,6 @@ def known_answer_trials(scores: np.ndarray, weights: dict[str, np.ndarray], valu
 
 
 def main(argv: list[str] | None = None) -> int:
-    import pandas as pd
-
     from valueflow.embed import load_local_scorer
     from valueflow.embed._profile import relevance_weight
     from valueflow.embed._scorer import _linked_values
@@ -78,24 +77,27 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         ap.error(f"--mixes {args.mixes!r}: give n+m pairs, e.g. 5+0,5+15")
 
-    data = {"unseen registers": pd.read_csv(
-        Path(__file__).parents[1] / "tests" / "embed" / "data" / "unseen_registers.csv")}
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_validity import read_unseen_registers
+
+    data = {"unseen registers": read_unseen_registers()}
     if args.vidb_fewshot:
         data["VIDB-640"] = load_reference_fewshot(args.vidb_fewshot).rename(
             columns={"target": "intensity"})
     judge = load_local_scorer(args.model) if args.model else load_local_scorer()
     values = list(judge.values_)
+    linked = _linked_values()
     print("| texts | n + m | trials | equal: right / clear / false-clear | "
           "relevance: right / clear / false-clear |\n|---|---|---|---|---|")
     for name, frame in data.items():
         frame = frame[frame["value"].isin(values)].reset_index(drop=True)
         texts = frame["text"].astype(str).tolist()
-        scores = np.column_stack([judge.score(texts, v)[:, 0] for v in values])
+        scores = judge.score_all(texts)  # columns in values_ order
         rel = relevance_weight(np.asarray(judge.relevance(texts, values), float))
         weights = {"equal": np.ones_like(scores), "relevance": rel}
         for n_own, n_mix in mixes:
             r = known_answer_trials(scores, weights, values, frame["value"].to_numpy(),
-                                    frame["intensity"].to_numpy(float), _linked_values(),
+                                    frame["intensity"].to_numpy(float), linked,
                                     n_own, n_mix, args.draws)
             cells = [f"{r[w]['right']:.3f} / {r[w]['clear']:.3f} / {r[w]['false_clear']:.3f}"
                      for w in ("equal", "relevance")]

@@ -42,7 +42,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from valueflow.embed._validity import (
     PhrasingJudge,
@@ -53,6 +53,9 @@ from valueflow.embed._validity import (
     score_by_value,
     validity_metrics,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def base_heads_judge() -> Any:
@@ -88,15 +91,21 @@ def neutral_results(judges: dict[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
-def unseen_register_results(judges: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Per-register metrics on the five unseen registers (see the module docstring), one
-    ``judge/register`` row each."""
+def read_unseen_registers() -> pd.DataFrame:
+    """The registers of another hand that no shipped model trained on (see the module
+    docstring): ``text``, ``value``, ``intensity``, ``register``, ``pair``."""
     import pandas as pd
 
+    path = Path(__file__).parents[1] / "tests" / "embed" / "data" / "unseen_registers.csv"
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
+def unseen_register_results(judges: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per-register metrics on the unseen registers (see the module docstring), one
+    ``judge/register`` row each."""
     from valueflow.embed._validity import register_metrics
 
-    path = Path(__file__).parents[1] / "tests" / "embed" / "data" / "unseen_registers.csv"
-    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    frame = read_unseen_registers()
     out: dict[str, dict[str, float]] = {}
     for jname, judge in judges.items():
         for register, m in register_metrics(frame, score_by_value(judge, frame)).items():
